@@ -1,0 +1,3 @@
+from plexus.cli import main
+
+raise SystemExit(main())

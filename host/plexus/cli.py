@@ -1,0 +1,80 @@
+"""The `plexus` command: a table of subcommands, each a thin wrapper over a library function.
+
+User mistakes end in one clear line on stderr and a non-zero exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from plexus import __version__
+
+
+class UserError(Exception):
+    """A mistake the user can fix; printed as one line, exit code 2 (or .code)."""
+
+    def __init__(self, message: str, code: int = 2):
+        super().__init__(message)
+        self.code = code
+
+
+# name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
+# A module may instead define `SUBCOMMANDS = {name: (add_arguments, run, help)}` for nested verbs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": ("plexus.sim.cli", "simulate a mesh scenario with the real node core"),
+    "demo": ("plexus.demo", "the town scenario end to end: bulletin, drill, ledger (what `make demo` runs)"),
+}
+
+
+def _load(modname: str):
+    return importlib.import_module(modname)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="plexus", description="Plexus: off-grid mesh tools for leaderless organizing.")
+    parser.add_argument("--version", action="version", version="plexus " + __version__)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (modname, help_text) in COMMANDS.items():
+        try:
+            mod = _load(modname)
+        except ImportError:
+            continue
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        nested = getattr(mod, "SUBCOMMANDS", None)
+        if nested:
+            vsub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+            for verb, (add_args, run, vhelp) in nested.items():
+                vp = vsub.add_parser(verb, help=vhelp, description=vhelp)
+                add_args(vp)
+                vp.set_defaults(_run=run)
+        else:
+            mod.add_arguments(p)
+            p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run: Callable[[argparse.Namespace], int] | None = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(run(args) or 0)
+    except UserError as exc:
+        print("plexus: error: %s" % exc, file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("plexus: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        print("plexus: error: %s" % exc, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
