@@ -26,7 +26,7 @@ build: setup
 	$(PY) tools/build_mpy.py
 
 test: build
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup
 
 fuzz: build
 	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest -q -p no:cacheprovider tests/test_plexwire_fuzz.py
