@@ -1,0 +1,136 @@
+"""`plexus sim SCENARIO [--router plexus|managed|flood] [--seed N] [--json] [--plot FILE.png]`.
+
+The lead's `plexus` command table calls ``add_arguments(parser)`` and ``run(args) -> int``;
+``python -m plexus.sim.cli`` works on its own too.  Exit codes: 0 done, 2 unusable scenario or
+arguments (one line on stderr, no traceback), 1 the plot could not be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from plexus.sim import scenario as scn
+from plexus.sim.engine import ROUTERS, SimResult, run_scenario
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", metavar="SCENARIO",
+                        help="scenario JSON file, or a bundled scenario: %s" % ", ".join(scn.BUNDLED))
+    parser.add_argument("--router", choices=ROUTERS, default="plexus", help="node-core routing mode (default: plexus)")
+    parser.add_argument("--seed", type=int, default=None, help="run seed (default: the scenario's seed)")
+    parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="write a map + delivery-over-time figure")
+
+
+def _err(msg: str) -> None:
+    print("plexus: error: %s" % msg, file=sys.stderr)
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    if pct:
+        return "%.1f %%" % (100.0 * v)
+    if isinstance(v, float):
+        return "%.3g" % v if abs(v) < 1000 else "%.0f" % v
+    return str(v)
+
+
+def print_summary(result: SimResult, console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    con = console or Console()
+    m = result.metrics
+    t = Table(title="plexus sim: %s (router %s, seed %s, core %s)" % (m["scenario"], m["router"], m["seed"], m["core"]))
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    rows = [
+        ("nodes / duration", "%d / %g s" % (m["nodes"], m["duration_s"])),
+        ("bulletins / drills", "%d / %d" % (m["bulletins"], m["drills"])),
+        ("delivery ratio", _fmt(m["delivery_ratio"], True) + "  (%d of %d reachable pairs)" % (m["delivered_pairs"], m["reachable_pairs"])),
+        ("latency p50 / p95", "%s / %s s" % (_fmt(m["latency_s_p50"]), _fmt(m["latency_s_p95"]))),
+        ("transmissions", "%d  (%s per bulletin; greedy CDS %d)" % (m["transmissions"], _fmt(m["transmissions_per_bulletin"]), m["cds_lower_bound"])),
+        ("airtime total / max node", "%s / %s s" % (_fmt(m["airtime_s_total"]), _fmt(m["airtime_s_max_node"]))),
+        ("duty-cycle violations", "%d  (%d nodes; budget %g s/h)" % (m["duty_cycle_violations"], m["duty_cycle_violating_nodes"], m["duty_cycle_budget_s_per_hour"])),
+        ("collisions", str(m["collisions"])),
+    ]
+    if m["drills"]:
+        rows += [
+            ("alert delivery ratio", _fmt(m["alert_delivery_ratio"], True)),
+            ("ack ratio (confirmed receipts / presses)", _fmt(m["ack_ratio"], True)),
+            ("ack latency p95", "%s s" % _fmt(m["ack_latency_s_p95"])),
+        ]
+    if m["skipped_posts"]:
+        rows.append(("posts skipped (origin off)", str(m["skipped_posts"])))
+    for k, v in rows:
+        t.add_row(k, v)
+    con.print(t)
+    if m["drops"]:
+        con.print("drops: " + ", ".join("%s %d" % kv for kv in m["drops"].items()))
+    per = m["per_node"]
+    worst = sorted((v["delivery_ratio"], name) for name, v in per.items() if v["delivery_ratio"] is not None)
+    if worst and worst[0][0] < 1.0:
+        shown = [w for w in worst if w[0] < 1.0][:10]
+        pt = Table(title="nodes with the lowest delivery")
+        for col in ("node", "delivery", "tx", "airtime s", "duty peak", "off"):
+            pt.add_column(col, justify="right" if col != "node" else "left")
+        for ratio, name in shown:
+            v = per[name]
+            pt.add_row(name, _fmt(ratio, True), str(v["tx"]), _fmt(v["airtime_s"]), "%.2f %%" % v["duty_peak_pct"],
+                       "yes" if v["off"] else "")
+        con.print(pt)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        sc = scn.load_scenario(args.scenario)
+    except scn.ScenarioError as exc:
+        _err(str(exc))
+        return 2
+    progress = None
+    bar = None
+    if not args.json and sys.stdout.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        bar = Progress(TextColumn("simulating %s" % sc["name"]), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                       TimeElapsedColumn(), transient=True)
+        task = bar.add_task("sim", total=sc["duration_s"])
+
+        def progress(t_s: float, total_s: float) -> None:
+            bar.update(task, completed=t_s)
+
+        bar.start()
+    try:
+        result = run_scenario(sc, router=args.router, seed=args.seed, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    if args.json:
+        print(json.dumps(result.metrics, indent=2))
+    else:
+        print_summary(result)
+    if args.plot:
+        from plexus.sim.plot import save_plot
+
+        try:
+            save_plot(result, args.plot)
+        except (OSError, ValueError) as exc:
+            _err("cannot write plot %s: %s" % (args.plot, exc))
+            return 1
+        if not args.json:
+            print("plot written to %s" % args.plot)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plexus sim", description="simulate a mesh scenario with the node core")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
