@@ -94,9 +94,10 @@ def cases() -> list[tuple[str, bytes, dict]]:
         ("revoke", signed(msg.REVOKE, "alice", T + 500, {"key": kid("node-2"), "reason": 1}), {}),
         ("rekey", signed(msg.REKEY, "alice", T + 501, {"epoch": 3, "wrapped": bytes(range(56))}), {}),
         ("handover", signed(msg.HANDOVER, "bob", T + 600, {"mandate": mid, "to": kid("carol"), "note": "keys to the office are with Carol"}), {}),
-        ("beacon", signed(msg.BEACON, "node-1", T + 700, {"stored": 42, "fp": bytes.fromhex("0123456789abcdef"), "battery": 87}), {}),
+        ("beacon", signed(msg.BEACON, "node-1", T + 700, {"stored": 42, "fp": bytes.fromhex("0123456789abcdef"), "battery": 87, "neighbours": bytes.fromhex("12345678abcd")}), {}),
         ("digest", msg.encode_unsigned(msg.DIGEST, {"lo": bytes(4), "ranges": bytes.fromhex("40000000000301020304050680000000000a0a0b0c0d0e0f")}), {}),
         ("request", msg.encode_unsigned(msg.REQUEST, {"ids": msg.message_id(b1)[:8] + lid[:8]}), {}),
+        ("rack", msg.encode_unsigned(msg.RACK, {"ids": msg.message_id(receipts[0])[:8] + msg.message_id(receipts[1])[:8]}), {}),
         ("offer", msg.encode_unsigned(msg.OFFER, {"lo": bytes(4), "hi": b"\xff\xff\xff\xff", "ids": msg.message_id(b1)[:8]}), {}),
     ]
     return out

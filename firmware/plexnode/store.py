@@ -337,6 +337,24 @@ class Store:
         self._index_insert(off)
         return True
 
+    def prefixes(self, lo=b"", hi=None):
+        """Sorted 8-byte id prefixes p with lo <= p < hi (byte strings compared as such; hi=None: no bound).
+
+        Served from the in-heap index alone (no file reads): what anti-entropy fingerprints and offers need.
+        """
+        i = self._lower_bound(bytes(lo[:_PFX]) + bytes(_PFX - min(len(lo), _PFX)))
+        mv = self._imv
+        out = []
+        n = self.count
+        while i < n:
+            o = i * _ENT
+            p = bytes(mv[o:o + _PFX])
+            if hi is not None and p >= hi:
+                break
+            out.append(p)
+            i += 1
+        return out
+
     def ids_sorted(self):
         """Iterator over the stored 16-byte ids in ascending order.
 

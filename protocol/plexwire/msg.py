@@ -49,6 +49,7 @@ BUNDLE = const(0x81)
 DIGEST = const(0xA0)
 REQUEST = const(0xA1)
 OFFER = const(0xA2)
+RACK = const(0xA3)
 
 # field types
 _U8 = const(1)
@@ -89,12 +90,13 @@ SCHEMAS = {
     REVOKE: ("revoke", (("key", _FIX, 8), ("reason", _U8))),
     REKEY: ("rekey", (("epoch", _U8), ("wrapped", _REST, 56))),
     HANDOVER: ("handover", (("mandate", _FIX, 16), ("to", _FIX, 8), ("note", _TEXT))),
-    BEACON: ("beacon", (("stored", _U16), ("fp", _FIX, 8), ("battery", _U8))),
+    BEACON: ("beacon", (("stored", _U16), ("fp", _FIX, 8), ("battery", _U8), ("neighbours", _REST, 2))),
     FRAGMENT: ("fragment", (("bulletin", _FIX, 16), ("index", _U8), ("data", _REST, 1))),
     BUNDLE: ("bundle", (("items", _REST, 1),)),
     DIGEST: ("digest", (("lo", _FIX, 4), ("ranges", _REST, 12))),
     REQUEST: ("request", (("ids", _REST, 8),)),
     OFFER: ("offer", (("lo", _FIX, 4), ("hi", _FIX, 4), ("ids", _REST, 8))),
+    RACK: ("rack", (("ids", _REST, 8),)),
 }
 
 NAMES = {}
@@ -311,9 +313,9 @@ def _check_fields(kind, f, body_len):
     elif kind == DIGEST:
         if not f["ranges"]:
             raise DecodeError("empty digest")
-    elif kind == REQUEST:
+    elif kind == REQUEST or kind == RACK:
         if not f["ids"]:
-            raise DecodeError("empty request")
+            raise DecodeError("empty id list")
 
 
 def decode(data, max_len=MAX_INNER):
