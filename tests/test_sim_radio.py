@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from plexus.sim import radio, run_scenario
 from plexus.sim.stubs import make_scripted_node
 

@@ -592,7 +592,7 @@ class Engine:
 
     def _schedule_scenario(self) -> None:
         sc = self.sc
-        for k, fl in enumerate(sc["failures"]):
+        for fl in sc["failures"]:
             t0 = int(round(fl["t"] * 1e6))
             t1 = None if fl["until"] is None else int(round(fl["until"] * 1e6))
             if fl["type"] == "off":

@@ -297,15 +297,15 @@ def compute_metrics(eng: Engine, receipt_parser: ReceiptParser | None = None) ->
             if parsed is None:
                 continue
             alert, node_id, state, _t = parsed
-            k = by_alert.get(alert)
-            if k is None or rc["at"] != eng.posts[k]["origin"]:
+            kd = by_alert.get(alert)
+            if kd is None or rc["at"] != eng.posts[kd]["origin"]:
                 continue
             who = eng.by_id.get(node_id)
             if who is None:
                 continue
-            any_receipt[k].add(who)
-            if state == "confirmed" and who not in confirmed[k]:
-                confirmed[k][who] = rc["t_us"]
+            any_receipt[kd].add(who)
+            if state == "confirmed" and who not in confirmed[kd]:
+                confirmed[kd][who] = rc["t_us"]
         pressed: dict[int, dict[int, int]] = {k: {} for k in drills}
         for pr in eng.presses:
             pressed[pr["post"]].setdefault(pr["node"], pr["t_us"])

@@ -31,7 +31,7 @@ def save_plot(result: SimResult, path: str) -> None:
         "n/a" if m["delivery_ratio"] is None else "%.1f %%" % (100 * m["delivery_ratio"]), m["transmissions"]))
 
     # couriers' paths
-    for n, d in g.nodes(data=True):
+    for _n, d in g.nodes(data=True):
         if d.get("courier"):
             wps = result.scenario["nodes"][d["index"]]["courier"]
             ax_map.plot([w[1] / 1000.0 for w in wps], [w[2] / 1000.0 for w in wps], "--", color="tab:blue", lw=1, alpha=0.6)

@@ -141,7 +141,7 @@ def _modem(v: Any) -> dict:
         return {"name": key, "sf": sf, "bw_hz": bw, "cr": cr, "preamble": pre}
     v = _obj(v, "modem")
     _unknown(v, {"name", "sf", "bw_hz", "cr", "preamble"}, "modem")
-    out = {
+    out: dict[str, Any] = {
         "name": str(v.get("name", "custom")),
         "sf": _int(v.get("sf"), "modem.sf", 6),
         "bw_hz": _int(v.get("bw_hz"), "modem.bw_hz", 1),
