@@ -335,3 +335,15 @@ def test_bundled_scenarios_load_and_static_graphs_are_connected():
         assert len(sc["nodes"]) == n and sc["modem"]["name"] == "LONG_FAST"
         g = Engine(sc, "flood", sc["seed"], make_stub_node).static_graph()
         assert nx.is_connected(g) is connected, name
+
+
+def test_scenario_forms_are_equivalent_and_status_is_collected(tmp_path):
+    from plexus.sim.scenario import normalize
+
+    raw = line(n=4, traffic=[{"type": "bulletin", "t": 10, "node": "l00"}])
+    p = tmp_path / "l.json"
+    p.write_text(json.dumps(raw))
+    runs = [stub(raw), stub(normalize(raw)), stub(str(p))]
+    assert runs[0].tx_log == runs[1].tx_log == runs[2].tx_log
+    st = runs[0].status
+    assert set(st) == {"l00", "l01", "l02", "l03"} and st["l03"]["stored"] == 1 and st["l00"]["tx_frames"] == 1

@@ -51,17 +51,18 @@ def print_summary(result: SimResult, console: Any = None) -> None:
     rows = [
         ("nodes / duration", "%d / %g s" % (m["nodes"], m["duration_s"])),
         ("bulletins / drills", "%d / %d" % (m["bulletins"], m["drills"])),
-        ("delivery ratio", _fmt(m["delivery_ratio"], True) + "  (%d of %d reachable pairs)" % (m["delivered_pairs"], m["reachable_pairs"])),
+        ("delivery ratio", "%s (%d/%d pairs)" % (_fmt(m["delivery_ratio"], True), m["delivered_pairs"], m["reachable_pairs"])),
         ("latency p50 / p95", "%s / %s s" % (_fmt(m["latency_s_p50"]), _fmt(m["latency_s_p95"]))),
-        ("transmissions", "%d  (%s per bulletin; greedy CDS %d)" % (m["transmissions"], _fmt(m["transmissions_per_bulletin"]), m["cds_lower_bound"])),
+        ("transmissions", "%d (%s/bulletin)" % (m["transmissions"], _fmt(m["transmissions_per_bulletin"]))),
+        ("greedy CDS (flood floor)", str(m["cds_lower_bound"])),
         ("airtime total / max node", "%s / %s s" % (_fmt(m["airtime_s_total"]), _fmt(m["airtime_s_max_node"]))),
-        ("duty-cycle violations", "%d  (%d nodes; budget %g s/h)" % (m["duty_cycle_violations"], m["duty_cycle_violating_nodes"], m["duty_cycle_budget_s_per_hour"])),
+        ("duty-cycle violations", "%d (%d nodes)" % (m["duty_cycle_violations"], m["duty_cycle_violating_nodes"])),
         ("collisions", str(m["collisions"])),
     ]
     if m["drills"]:
         rows += [
             ("alert delivery ratio", _fmt(m["alert_delivery_ratio"], True)),
-            ("ack ratio (confirmed receipts / presses)", _fmt(m["ack_ratio"], True)),
+            ("acks / confirmations", "%s (%d/%d)" % (_fmt(m["ack_ratio"], True), m["confirmed_receipts"], m["confirmations_pressed"])),
             ("ack latency p95", "%s s" % _fmt(m["ack_latency_s_p95"])),
         ]
     if m["skipped_posts"]:

@@ -113,6 +113,7 @@ class SimResult:
     reachable    message id -> names of the nodes a journey reaches (metrics.reachability)
     receipts     "receipt" events: {"at": node name, "t_us": arrival, "payload": the event payload}
     presses      confirmations pressed: {"node", "post" (index into posts), "t_ms"}
+    status       node name -> core.status() at the end of the run ({} if the core has none)
     """
 
     metrics: dict
@@ -129,6 +130,7 @@ class SimResult:
     receipts: list[dict] = field(default_factory=list)
     presses: list[dict] = field(default_factory=list)
     reachable: dict[bytes, list[str]] = field(default_factory=dict)
+    status: dict[str, dict] = field(default_factory=dict)
 
 
 NodeFactory = Callable[..., Any]
@@ -367,7 +369,7 @@ class Engine:
                     d = self.deliv[k]
                     if i not in d:
                         d[i] = self.now
-                        if kind == "alert" and self.posts[k]["type"] == "drill":
+                        if self.posts[k]["type"] == "drill":
                             self._maybe_confirm(i, k)
             elif kind == "receipt":
                 self.receipts.append({"at": i, "t_us": self.now, "payload": payload})
@@ -734,7 +736,7 @@ def run_scenario(
 
     if isinstance(scenario, str):
         sc = scn.load_scenario(scenario)
-    elif isinstance(scenario, dict) and "index" in scenario and "source" in scenario:
+    elif isinstance(scenario, dict) and scenario.get("_normalized"):
         sc = scenario
     else:
         sc = scn.normalize(scenario)
@@ -765,5 +767,6 @@ def run_scenario(
         receipts=[dict(r, at=names[r["at"]]) for r in eng.receipts],
         presses=[{"node": names[p["node"]], "post": p["post"], "t_ms": p["t_us"] // 1000} for p in eng.presses],
         reachable={p["id"]: [names[i] for i in sorted(eng.reach[k])] for k, p in enumerate(eng.posts)},
+        status={names[i]: (dict(c.status()) if hasattr(c, "status") else {}) for i, c in enumerate(eng.cores)},
     )
 

@@ -26,8 +26,8 @@ def save_plot(result: SimResult, path: str) -> None:
 
     fig, (ax_map, ax_t) = plt.subplots(1, 2, figsize=(13, 5.8), gridspec_kw={"width_ratios": [1.15, 1]})
     m = result.metrics
-    fig.suptitle("%s - router %s, seed %s: delivery %s, %d transmissions" % (
-        m["scenario"], m["router"], m["seed"],
+    fig.suptitle("%s - router %s, seed %s, core %s: delivery %s, %d transmissions" % (
+        m["scenario"], m["router"], m["seed"], m.get("core", "?"),
         "n/a" if m["delivery_ratio"] is None else "%.1f %%" % (100 * m["delivery_ratio"]), m["transmissions"]))
 
     # couriers' paths

@@ -266,6 +266,7 @@ def normalize(raw: Any) -> dict:
     rng = random.Random("%d:traffic" % sc["seed"])
     sc["traffic"] = _traffic(raw.get("traffic", []), ref, sc, rng, len(nodes))
     sc["failures"] = _failures(raw.get("failures", []), ref, sc, random.Random("%d:failures" % sc["seed"]), len(nodes))
+    sc["_normalized"] = True
     return sc
 
 
