@@ -1,0 +1,861 @@
+"""The Plexus node core: sans-I/O (SPEC.md sections 3-9).
+
+Events in: a frame received (with rssi/snr at time t), a timer, a host-link request.
+Actions out: frames to send (`frames_to_send`), events for the display/host (`next_event`).
+Clock, randomness, keys, crypto and storage are passed in; nothing here touches hardware,
+sockets, asyncio or a wall clock. The device shell, the simulator and the virtual node all
+drive this one class.
+"""
+
+import json
+
+from plexwire import DecodeError, airtime, frame, hostlink, msg
+from plexwire.group import ROLE_NODE
+
+from plexnode.dutycycle import DutyCycle
+from plexnode.ratelimit import RateLimiter
+
+try:
+    from micropython import const
+except ImportError:  # CPython
+
+    def const(x):
+        return x
+
+
+VERSION = "0.1.0"
+
+# duty-cycle priority classes (SPEC.md section 9.3)
+P_REAL = const(0)
+P_RECEIPT = const(1)
+P_NORMAL = const(2)
+P_SYNC = const(3)
+
+ROUTER_PLEXUS = "plexus"
+ROUTER_MANAGED = "managed"
+ROUTER_FLOOD = "flood"
+
+_TAG_RING = const(64)  # recent frame tags, for dropping echoes before any HMAC
+_NBR_MAX = const(32)
+_NBR_FRESH_MS = const(1800000)  # neighbour entries older than 30 min are ignored
+_REPLAY_S = const(172800)  # 48 h: older messages are not re-flooded (sync still carries them)
+_SNR_MIN = const(-20)
+_SNR_MAX = const(10)
+_MAX_PENDING = const(48)
+_REASM_MAX = const(4)
+_REASM_TIMEOUT_MS = const(600000)
+
+
+def _now_s(node, now_ms):
+    if not node.clock_base:
+        return 0
+    return node.clock_base + (now_ms - node.clock_ms0) // 1000
+
+
+class _Tx:
+    """A frame waiting for its turn on air."""
+
+    def __init__(self, due, prio, fr, mid, heard, kind, relay):
+        self.due = due
+        self.prio = prio
+        self.frame = fr
+        self.mid = mid
+        self.heard = heard  # short ids of nodes heard sending this message (first sender, then echoes)
+        self.kind = kind
+        self.relay = relay  # True: a rebroadcast that suppression may cancel
+        self.cancelled = False
+
+
+class Node:
+    def __init__(self, cfg, roster, secret, node_seed, store, rng, crypto, now_ms=0, epoch=0):
+        self.cfg = cfg
+        self.name = cfg.get("name", "node")
+        self.roster = roster
+        self.group_id = roster.group_id
+        self.keys = {epoch: frame.GroupKey(secret, epoch)}
+        self.epoch = epoch
+        self.crypto = crypto
+        self.seed = node_seed
+        self.pub = crypto.public_key(node_seed)
+        self.kid = msg.key_id(self.pub)
+        self.node_id = self.kid
+        self.short = msg.short_id(self.kid)
+        self.store = store
+        self.rng = rng
+        self.router = cfg.get("router", ROUTER_PLEXUS)
+        sf, bw, cr, pre = cfg.get("modem", (11, 250000, 5, 16))
+        self.modem = (sf, bw, cr, pre)
+        sym = airtime.symbol_time_us(sf, bw)
+        self.slot_us = 5 * sym // 2 + 7600  # Meshtastic 2.7 slot: 2.5 symbols + 7.6 ms
+        if self.router == ROUTER_MANAGED:
+            self.hop_limit = cfg.get("hop_limit", 3)
+        else:
+            self.hop_limit = cfg.get("hop_limit", 15)
+        self.duty = DutyCycle(cfg.get("region", "EU_868"), cfg.get("cap_permille"))
+        self.limiter = RateLimiter(32, cfg.get("rate_per_hour", 240), cfg.get("burst", 40))
+        self.clock_base = 0
+        self.clock_ms0 = now_ms
+        if cfg.get("time"):
+            self.set_time(cfg["time"], now_ms)
+        self.events = []
+        self.pending = []
+        self.tags = bytearray(_TAG_RING * frame.TAG_LEN)
+        self.tag_pos = 0
+        self.nbr = {}  # short id -> [last_ms, snr, neighbour short ids (bytes) or None]
+        self.drops = {}
+        self.counters = {"rx": 0, "tx": 0, "relayed": 0, "cancelled": 0, "accepted": 0, "verified": 0}
+        self.airtime_us = 0
+        self.verified = {}  # small positive-verdict cache: msg id -> True (bounded)
+        self.alerts = {}  # alert id -> state dict (bounded)
+        self.tally = {}  # alert id -> {node kid: [state, hops, via, t_reached, t_confirmed]}
+        self.outbox = []  # receipts to carry toward a caller: [inner, rid, parent, attempts, next_ms, acked]
+        self.rack_due = {}  # child short id -> list of receipt id prefixes to acknowledge
+        self.reasm = {}  # long bulletin id -> [header inner, chunks list, deadline]
+        self.sync = None
+        self.clock_votes = {}
+        self.receipts_seen = []
+        self.last_store_ms = -(10**9)
+        beacon_s = cfg.get("beacon_s", 600)
+        self.beacon_ms = beacon_s * 1000 if beacon_s else 0
+        self.next_beacon = now_ms + self._rand(cfg.get("first_beacon_ms", 30000)) if self.beacon_ms else None
+        try:
+            from plexnode.sync import Reconciler
+
+            self.sync = Reconciler(self)
+        except ImportError:
+            self.sync = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _rand(self, n):
+        if n <= 0:
+            return 0
+        return self.rng.getrandbits(24) % n
+
+    def _drop(self, reason):
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self.events.append(("drop", {"reason": reason}))
+
+    def set_time(self, plexus_s, now_ms):
+        self.clock_base = plexus_s
+        self.clock_ms0 = now_ms
+
+    def now_s(self, now_ms):
+        return _now_s(self, now_ms)
+
+    def airtime(self, frame_len):
+        sf, bw, cr, pre = self.modem
+        return airtime.time_on_air_us(frame_len, sf, bw, cr, pre)
+
+    def _gk(self):
+        return self.keys[self.epoch]
+
+    def _seen_tag(self, tag):
+        t = self.tags
+        n = frame.TAG_LEN
+        for i in range(_TAG_RING):
+            if t[i * n] == tag[0] and t[i * n : i * n + n] == tag:
+                return True
+        return False
+
+    def _remember_tag(self, tag):
+        n = frame.TAG_LEN
+        o = self.tag_pos * n
+        self.tags[o : o + n] = tag
+        self.tag_pos = (self.tag_pos + 1) % _TAG_RING
+
+    def _sign(self, kind, fields, now_ms):
+        unsigned = msg.encode_unsigned(kind, fields, self.kid, self.now_s(now_ms))
+        sig = self.crypto.sign(self.seed, msg.signing_bytes(self.group_id, unsigned))
+        return msg.finish(unsigned, sig)
+
+    def _note_neighbour(self, short, snr, now_ms):
+        if not short or short == self.short:
+            return
+        e = self.nbr.get(short)
+        if e is None:
+            if len(self.nbr) >= _NBR_MAX:
+                oldest = None
+                for k in self.nbr:
+                    if oldest is None or self.nbr[k][0] < self.nbr[oldest][0]:
+                        oldest = k
+                del self.nbr[oldest]
+            self.nbr[short] = [now_ms, snr, None]
+        else:
+            e[0] = now_ms
+            e[1] = (e[1] * 3 + snr) / 4
+
+    def neighbours(self, now_ms):
+        return [s for s in self.nbr if now_ms - self.nbr[s][0] < _NBR_FRESH_MS]
+
+    # ------------------------------------------------------------------ sans-I/O API
+
+    def next_event(self):
+        if self.events:
+            return self.events.pop(0)
+        return None
+
+    def get_timer(self):
+        t = None
+        for p in self.pending:
+            if not p.cancelled and (t is None or p.due < t):
+                t = p.due
+        for o in self.outbox:
+            if not o[5] and (t is None or o[4] < t):
+                t = o[4]
+        if self.next_beacon is not None and (t is None or self.next_beacon < t):
+            t = self.next_beacon
+        if self.sync is not None:
+            st = self.sync.get_timer()
+            if st is not None and (t is None or st < t):
+                t = st
+        for k in self.reasm:
+            d = self.reasm[k][2]
+            if t is None or d < t:
+                t = d
+        return t
+
+    def handle_timer(self, now_ms):
+        if self.next_beacon is not None and now_ms >= self.next_beacon:
+            self.next_beacon = now_ms + self.beacon_ms - self.beacon_ms // 10 + self._rand(self.beacon_ms // 5)
+            self._send_beacon(now_ms)
+        self._flush_receipts(now_ms)
+        if self.sync is not None:
+            self.sync.handle_timer(now_ms)
+        for k in list(self.reasm):
+            if self.reasm[k][2] <= now_ms:
+                del self.reasm[k]
+                self._drop("reassembly_timeout")
+
+    def frames_to_send(self, now_ms):
+        """At most one frame whose time has come and whose airtime fits the duty-cycle budget."""
+        self.handle_timer(now_ms)
+        best = None
+        keep = []
+        for p in self.pending:
+            if p.cancelled:
+                continue
+            keep.append(p)
+            if p.due <= now_ms and (best is None or (p.prio, p.due) < (best.prio, best.due)):
+                best = p
+        self.pending = keep
+        if best is None:
+            return []
+        if best.relay and self.router == ROUTER_PLEXUS and self._covered(best, now_ms):
+            best.cancelled = True
+            self.counters["cancelled"] += 1
+            self.pending.remove(best)
+            return self.frames_to_send(now_ms)
+        air = self.airtime(len(best.frame))
+        if not self.duty.can_send(air, now_ms, best.prio):
+            w = self.duty.wait_ms(air, now_ms, best.prio)
+            if w is None:
+                self.pending.remove(best)
+                self._drop("duty_cycle")
+            else:
+                best.due = now_ms + max(w, 1)
+            return []
+        self.pending.remove(best)
+        self.duty.record(air, now_ms)
+        self.airtime_us += air
+        self.counters["tx"] += 1
+        if best.relay:
+            self.counters["relayed"] += 1
+        self._remember_tag(frame.frame_tag(best.frame))
+        self.events.append(("tx", {"kind": best.kind, "len": len(best.frame), "airtime_us": air, "relay": best.relay}))
+        return [best.frame]
+
+    def _queue(self, fr, prio, kind, mid=None, delay_ms=0, now_ms=0, heard=None, relay=False):
+        if len(self.pending) >= _MAX_PENDING:
+            # shed the least important queued frame, never a real alert
+            worst = None
+            for p in self.pending:
+                if worst is None or p.prio > worst.prio:
+                    worst = p
+            if worst.prio < prio:
+                self._drop("queue_full")
+                return None
+            self.pending.remove(worst)
+            self._drop("queue_full")
+        tx = _Tx(now_ms + delay_ms, prio, fr, mid, heard or [], kind, relay)
+        self.pending.append(tx)
+        return tx
+
+    # ------------------------------------------------------------------ relay policy
+
+    def _covered(self, tx, now_ms):
+        """Self-pruning with two-hop knowledge: every fresh neighbour already heard it from someone."""
+        mine = self.neighbours(now_ms)
+        if not mine:
+            return False
+        covered = set()
+        for s in tx.heard:
+            covered.add(s)
+            e = self.nbr.get(s)
+            if e is not None and e[2] is not None:
+                nb = e[2]
+                for i in range(0, len(nb), 2):
+                    covered.add((nb[i] << 8) | nb[i + 1])
+        if len(tx.heard) >= 4:
+            return True
+        for s in mine:
+            if s not in covered:
+                return False
+        return True
+
+    def _relay_delay(self, snr):
+        slot_ms = self.slot_us // 1000 + 1
+        s = int(snr)
+        if s < _SNR_MIN:
+            s = _SNR_MIN
+        if s > _SNR_MAX:
+            s = _SNR_MAX
+        if self.router == ROUTER_MANAGED:
+            # Meshtastic 2.7 client: 2*CWmax*slot + rand(0, 2^CW)*slot, CW linear in SNR over 3..8
+            cw = 3 + (s - _SNR_MIN) * 5 // (_SNR_MAX - _SNR_MIN)
+            return 2 * 8 * slot_ms + self._rand((1 << cw) + 1) * slot_ms
+        if self.router == ROUTER_FLOOD:
+            return self._rand(9) * slot_ms
+        # plexus: weaker SNR (farther from the sender) waits less; 16 slots across the SNR range, 8 of jitter
+        return ((s - _SNR_MIN) * 16 // (_SNR_MAX - _SNR_MIN)) * slot_ms + self._rand(9) * slot_ms
+
+    def _on_echo(self, tx, rly):
+        if rly and rly not in tx.heard:
+            tx.heard.append(rly)
+        if self.router == ROUTER_MANAGED and tx.relay:
+            tx.cancelled = True
+            self.counters["cancelled"] += 1
+        elif self.router == ROUTER_PLEXUS and tx.relay and len(tx.heard) >= 4:
+            tx.cancelled = True
+            self.counters["cancelled"] += 1
+
+    def _pending_for(self, mid):
+        for p in self.pending:
+            if p.mid == mid and not p.cancelled:
+                return p
+        return None
+
+    def _schedule_relay(self, fr, hdr, m, mid, snr, now_ms):
+        if hdr.hop_limit == 0 or hdr.dst != 0 or not msg.is_flooded(m.kind):
+            return
+        t = m.time
+        if t and self.clock_base and self.now_s(now_ms) - t > _REPLAY_S:
+            self._drop("old_not_relayed")
+            return
+        out = frame.relay_copy(fr, hdr.hop_limit - 1, min(hdr.hops + 1, 15), self.short, 0)
+        prio = self._prio(m)
+        self._queue(out, prio, m.kind, mid, self._relay_delay(snr), now_ms, [hdr.rly] if hdr.rly else [], True)
+
+    def _prio(self, m):
+        if m.kind == msg.ALERT:
+            return P_REAL if m.f["flags"] & msg.ALERT_REAL else P_NORMAL
+        if m.kind == msg.RECEIPT or m.kind == msg.BUNDLE or m.kind == msg.RACK:
+            return P_RECEIPT
+        if m.kind >= msg.DIGEST:
+            return P_SYNC
+        return P_NORMAL
+
+    # ------------------------------------------------------------------ receive path (the validation gate)
+
+    def receive_frame(self, data, rssi, snr, now_ms):
+        self.counters["rx"] += 1
+        try:
+            hdr = frame.parse_header(data)
+        except DecodeError:
+            self._drop("malformed")
+            return
+        tag = frame.frame_tag(data)
+        self._note_neighbour(hdr.rly, snr, now_ms)
+        if self._seen_tag(tag):
+            # an echo of a frame we accepted or sent: no crypto at all, just count it for suppression
+            for p in self.pending:
+                if p.relay and frame.frame_tag(p.frame) == tag:
+                    self._on_echo(p, hdr.rly)
+            if not (hdr.dst and self._awaiting_ack_from(hdr.rly)):
+                self._drop("duplicate")
+                return
+            # our parent forwarding receipts we handed it: open it to see which ones (implicit ack)
+        gk = self.keys.get(hdr.epoch)
+        if gk is None or gk.net != hdr.net:
+            self._drop("foreign")
+            return
+        if not gk.check(data):
+            self._drop("bad_tag")
+            return
+        self._remember_tag(tag)
+        inner = gk.open(data)
+        self.handle_inner(inner, hdr, data, snr, now_ms)
+
+    def handle_inner(self, inner, hdr, fr, snr, now_ms, extra=b"", from_host=False):
+        """Validate and act on one inner message. Returns (ok, reason or msg id)."""
+        try:
+            m = msg.decode(inner)
+        except DecodeError:
+            self._drop("malformed" if inner and inner[0] in msg.SCHEMAS else "unknown_kind")
+            return False, "malformed"
+        mid = msg.message_id(inner)
+        k = m.kind
+        if k == msg.BUNDLE:
+            for item in msg.bundle_items(m.f["items"]):
+                self.handle_inner(item, hdr, None, snr, now_ms)
+            return True, mid
+        if k == msg.RACK:
+            if hdr is not None and hdr.dst == self.short:
+                self._on_rack(m.f["ids"])
+            return True, mid
+        if k >= msg.DIGEST:
+            if self.sync is not None and hdr is not None and (hdr.dst == self.short or hdr.dst == 0):
+                self.sync.on_message(m, hdr, now_ms)
+            return True, mid
+        if k == msg.FRAGMENT:
+            return self._on_fragment(m, hdr, fr, snr, now_ms, mid)
+        if k == msg.BEACON:
+            return self._on_beacon_msg(m, mid, hdr, now_ms)
+        if k == msg.RECEIPT and mid in self.receipts_seen:
+            if hdr is not None:
+                self._ack_outbox(mid)
+                if hdr.dst == self.short:
+                    self._rack_later(hdr.rly, mid)
+            self._drop("duplicate")
+            return False, "duplicate"
+        if self.store.has(mid):
+            p = self._pending_for(mid)
+            if p is not None and hdr is not None:
+                self._on_echo(p, hdr.rly)
+            if k == msg.RECEIPT and hdr is not None:
+                self._ack_outbox(mid)
+                if hdr.dst == self.short:
+                    self._rack_later(hdr.rly, mid)
+            self._drop("duplicate")
+            return False, "duplicate"
+        # signed: author known, not revoked, not flooding, signature valid
+        e = self.roster.get(m.author)
+        if e is None:
+            self._drop("unknown_author")
+            return False, "unknown author"
+        if e.revoked:
+            self._drop("revoked")
+            return False, "revoked key"
+        if not from_host and not self.limiter.allow(m.author, now_ms):
+            self._drop("rate_limited")
+            return False, "rate limited"
+        if not self._verify(e.pub, m, mid):
+            self._drop("bad_signature")
+            return False, "bad signature"
+        if k == msg.BULLETIN_LONG and extra and not msg.check_long_text(m, extra):
+            self._drop("bad_text")
+            return False, "text does not match its signed digest"
+        self._accept(m, inner, mid, hdr, fr, snr, now_ms, extra)
+        return True, mid
+
+    def _verify(self, pub, m, mid):
+        if mid in self.verified:
+            return True
+        ok = self.crypto.verify(pub, msg.signing_bytes(self.group_id, m.signed_part()), m.sig)
+        self.counters["verified"] += 1
+        if ok:
+            if len(self.verified) >= 64:
+                self.verified.pop(next(iter(self.verified)))
+            self.verified[mid] = True
+        return ok
+
+    def _accept(self, m, inner, mid, hdr, fr, snr, now_ms, extra):
+        k = m.kind
+        complete = k != msg.BULLETIN_LONG or bool(extra)
+        if k == msg.RECEIPT:
+            # receipts are acknowledgements, not records: the caller's tally (and the ledger's drill report) keeps them
+            self._seen_receipt(mid)
+        elif complete:
+            self.store.add(mid, k, hostlink.pack_record(inner, extra), m.time)
+            self.last_store_ms = now_ms
+        self.counters["accepted"] += 1
+        hops = hdr.hops if hdr is not None else 0
+        ev = {"id": mid, "kind": m.name, "origin": m.author, "hops": hops, "t": now_ms}
+        if k == msg.BULLETIN or k == msg.ALERT:
+            ev["text"] = m.f["text"]
+        if complete:
+            self.events.append(("message", ev))
+        if k == msg.BULLETIN_LONG and not extra:
+            self._start_reassembly(m, inner, mid, now_ms)
+        if k == msg.ALERT:
+            self._on_alert(m, mid, hdr, now_ms)
+        elif k == msg.RECEIPT:
+            self._on_receipt(m, inner, mid, hdr, now_ms)
+        if fr is not None and hdr is not None:
+            if k == msg.RECEIPT and hdr.dst:
+                pass
+            elif hdr.dst == self.short and hdr.hop_limit == 0 and msg.is_flooded(k) and k != msg.RECEIPT:
+                # new to us through anti-entropy: flood it onward if it is still fresh (couriers, healed partitions)
+                if not (m.time and self.clock_base and self.now_s(now_ms) - m.time > _REPLAY_S):
+                    self._originate(inner, m, mid, now_ms)
+            else:
+                self._schedule_relay(fr, hdr, m, mid, snr, now_ms)
+        elif hdr is None:
+            # our own (host or local) message: originate it
+            self._originate(inner, m, mid, now_ms)
+            if k == msg.BULLETIN_LONG and extra:
+                self._send_fragments(mid, extra, now_ms, 0)
+        if self.sync is not None:
+            self.sync.on_stored(mid, now_ms)
+
+    def _originate(self, inner, m, mid, now_ms, dst=0, hop_limit=None):
+        hl = self.hop_limit if hop_limit is None else hop_limit
+        fr = self._gk().seal(inner, hl, self.short, dst)
+        self._queue(fr, self._prio(m), m.kind, mid, self._rand(200), now_ms)
+
+    # ------------------------------------------------------------------ long bulletins
+
+    def _send_fragments(self, bid, text, now_ms, dst, hop_limit=None):
+        chunks, _ = msg.split_text(text)
+        hl = self.hop_limit if hop_limit is None else hop_limit
+        for i in range(len(chunks)):
+            inner = msg.fragment(bid, i, chunks[i])
+            fr = self._gk().seal(inner, hl, self.short, dst)
+            self._queue(fr, P_NORMAL if not dst else P_SYNC, msg.FRAGMENT, msg.message_id(inner), 300 + 50 * i, now_ms)
+
+    def _start_reassembly(self, m, inner, mid, now_ms):
+        if mid in self.reasm:
+            return
+        if len(self.reasm) >= _REASM_MAX:
+            oldest = None
+            for k in self.reasm:
+                if oldest is None or self.reasm[k][2] < self.reasm[oldest][2]:
+                    oldest = k
+            del self.reasm[oldest]
+            self._drop("reassembly_evicted")
+        self.reasm[mid] = [inner, [None] * m.f["nfrag"], now_ms + _REASM_TIMEOUT_MS]
+
+    def _on_fragment(self, m, hdr, fr, snr, now_ms, fmid):
+        bid = m.f["bulletin"]
+        r = self.reasm.get(bid)
+        if r is None:
+            if self.store.has(bid):
+                self._drop("duplicate")
+            else:
+                self._drop("orphan_fragment")
+            return False, "no header"
+        i = m.f["index"]
+        h = msg.decode(r[0])
+        if i >= len(r[1]) or msg.fragment_hash(m.f["data"]) != h.f["frag_hashes"][6 * i : 6 * i + 6]:
+            self._drop("bad_fragment")
+            return False, "bad fragment"
+        if r[1][i] is not None:
+            self._drop("duplicate")
+            return False, "duplicate"
+        r[1][i] = m.f["data"]
+        if fr is not None and hdr is not None:
+            self._schedule_relay(fr, hdr, m, fmid, snr, now_ms)
+        if None not in r[1]:
+            text = b"".join(r[1])
+            del self.reasm[bid]
+            if msg.check_long_text(h, text):
+                self.store.add(bid, msg.BULLETIN_LONG, hostlink.pack_record(r[0], text), h.time)
+                ev = {"id": bid, "kind": "bulletin", "origin": h.author, "hops": hdr.hops if hdr else 0, "t": now_ms}
+                ev["text"] = text.decode("utf-8")
+                self.events.append(("message", ev))
+                if self.sync is not None:
+                    self.sync.on_stored(bid, now_ms)
+            else:
+                self._drop("bad_text")
+        return True, fmid
+
+    # ------------------------------------------------------------------ alerts and receipts (SPEC.md section 9.4)
+
+    def _on_alert(self, m, aid, hdr, now_ms):
+        if len(self.alerts) >= 8:
+            self.alerts.pop(next(iter(self.alerts)))
+        real = bool(m.f["flags"] & msg.ALERT_REAL)
+        if hdr is None:
+            # we are the caller's node: collect the tally here
+            self.alerts[aid] = {"parent": 0, "hops": 0, "t": now_ms, "origin": True, "real": real, "confirmed": False}
+            self.tally[aid] = {}
+            if len(self.tally) > 4:
+                self.tally.pop(next(iter(self.tally)))
+            return
+        st = {"parent": hdr.rly, "hops": hdr.hops + 1, "t": now_ms, "origin": False, "real": real, "confirmed": False}
+        self.alerts[aid] = st
+        self.events.append(("alert", {"id": aid, "real": real, "text": m.f["text"], "origin": m.author, "hops": st["hops"], "t": now_ms}))
+        self._send_receipt(aid, st, msg.RECEIPT_REACHED, now_ms)
+
+    def confirm_alert(self, alert_id, now_ms):
+        st = self.alerts.get(bytes(alert_id))
+        if st is None:
+            return False
+        if st["origin"] or st["confirmed"]:
+            return True
+        st["confirmed"] = True
+        self._send_receipt(bytes(alert_id), st, msg.RECEIPT_CONFIRMED, now_ms)
+        return True
+
+    def _send_receipt(self, aid, st, state, now_ms):
+        delay_s = (now_ms - st["t"]) // 1000
+        inner = self._sign(
+            msg.RECEIPT, {"alert": aid, "state": state, "hops": st["hops"], "via": st["parent"], "delay": min(delay_s, 65535)}, now_ms
+        )
+        rid = msg.message_id(inner)
+        self._seen_receipt(rid)
+        # batch window: wait a moment so receipts heading the same way share a frame
+        self.outbox.append([inner, rid, st["parent"], 0, now_ms + 500 + self._rand(1500), False])
+
+    def _on_receipt(self, m, inner, rid, hdr, now_ms):
+        aid = m.f["alert"]
+        st = self.alerts.get(aid)
+        if st is not None and st["origin"]:
+            t = self.tally.get(aid)
+            if t is not None:
+                e = t.get(m.author)
+                if e is None:
+                    e = [0, m.f["hops"], m.f["via"], None, None]
+                    t[m.author] = e
+                e[0] = max(e[0], m.f["state"])
+                if m.f["state"] == msg.RECEIPT_REACHED:
+                    e[3] = now_ms
+                else:
+                    e[4] = now_ms
+                    if e[3] is None:
+                        e[3] = now_ms
+            self.events.append(
+                ("receipt", {"alert": aid, "node": m.author, "state": "confirmed" if m.f["state"] == 2 else "reached",
+                             "hops": m.f["hops"], "via": m.f["via"], "t": now_ms})
+            )
+            if hdr is not None and hdr.dst == self.short:
+                self._rack_later(hdr.rly, rid)
+            return
+        if hdr is not None and hdr.dst == self.short and st is not None:
+            # carry it one hop further toward the caller; acknowledgement comes from overhearing our parent
+            self.outbox.append([inner, rid, st["parent"], 0, now_ms + 300 + self._rand(700), False])
+        elif hdr is not None and hdr.dst == 0 and st is None:
+            pass  # a flooded receipt: relayed by the normal flood rules
+
+    def _seen_receipt(self, rid):
+        if rid in self.receipts_seen:
+            return
+        if len(self.receipts_seen) >= 96:
+            self.receipts_seen.pop(0)
+        self.receipts_seen.append(rid)
+
+    def _awaiting_ack_from(self, short):
+        for o in self.outbox:
+            if not o[5] and o[3] > 0 and o[2] == short:
+                return True
+        return False
+
+    def _rack_later(self, child, rid):
+        if not child:
+            return
+        lst = self.rack_due.get(child)
+        if lst is None:
+            lst = []
+            self.rack_due[child] = lst
+        if rid[:8] not in lst:
+            lst.append(rid[:8])
+
+    def _on_rack(self, ids):
+        for i in range(0, len(ids), 8):
+            self._ack_outbox_prefix(ids[i : i + 8])
+
+    def _ack_outbox(self, rid):
+        self._ack_outbox_prefix(rid[:8])
+
+    def _ack_outbox_prefix(self, p):
+        for o in self.outbox:
+            if o[1][:8] == p:
+                o[5] = True
+
+    def _flush_receipts(self, now_ms):
+        # explicit acknowledgements from the caller's node (it forwards nothing its children could overhear)
+        for child in list(self.rack_due):
+            ids = self.rack_due.pop(child)
+            for j in range(0, len(ids), 28):
+                inner = msg.encode_unsigned(msg.RACK, {"ids": b"".join(ids[j : j + 28])})
+                fr = self._gk().seal(inner, 0, self.short, child)
+                self._queue(fr, P_RECEIPT, msg.RACK, None, self._rand(300), now_ms)
+        self.outbox = [o for o in self.outbox if not o[5] and o[3] <= 5]
+        due = [o for o in self.outbox if o[4] <= now_ms]
+        if not due:
+            return
+        by_parent = {}
+        for o in due:
+            by_parent.setdefault(o[2] if o[3] < 4 else 0, []).append(o)
+        for parent in by_parent:
+            group = by_parent[parent]
+            i = 0
+            while i < len(group):
+                batch = [group[i]]
+                size = 1 + len(group[i][0])
+                j = i + 1
+                while j < len(group) and size + 1 + len(group[j][0]) <= msg.MAX_INNER:
+                    size += 1 + len(group[j][0])
+                    batch.append(group[j])
+                    j += 1
+                inner = batch[0][0] if len(batch) == 1 else msg.make_bundle([b[0] for b in batch])
+                if parent:
+                    fr = self._gk().seal(inner, 0, self.short, parent)
+                else:
+                    fr = self._gk().seal(inner, self.hop_limit, self.short, 0)  # after retries: flood it
+                self._queue(fr, P_RECEIPT, msg.RECEIPT, batch[0][1], 0, now_ms)
+                for b in batch:
+                    b[3] += 1
+                    # implicit ack window grows with each attempt: exponential backoff
+                    b[4] = now_ms + (4000 << b[3]) + self._rand(2000)
+                    if not parent:
+                        b[5] = True
+                i = j
+
+    def tally_json(self, aid):
+        t = self.tally.get(aid, {})
+        out = []
+        for kid in t:
+            e = t[kid]
+            ent = self.roster.get(kid)
+            out.append({"node": _hex(kid), "name": ent.name if ent else "", "state": "confirmed" if e[0] == 2 else "reached",
+                        "hops": e[1], "via": e[2], "t_reached": e[3], "t_confirmed": e[4]})
+        return {"alert": _hex(aid), "receipts": out}
+
+    # ------------------------------------------------------------------ beacons
+
+    def _send_beacon(self, now_ms):
+        nb = bytearray()
+        for s in self.neighbours(now_ms)[:40]:
+            nb.extend(s.to_bytes(2, "big"))
+        fp = self.sync.fingerprint_all() if self.sync is not None else bytes(8)
+        inner = self._sign(msg.BEACON, {"stored": min(self.store.count, 65535), "fp": fp, "battery": 255, "neighbours": bytes(nb)},
+                           now_ms)
+        fr = self._gk().seal(inner, 0, self.short, 0)
+        self._queue(fr, P_SYNC, msg.BEACON, None, 0, now_ms)
+
+    def _on_beacon_msg(self, m, mid, hdr, now_ms):
+        """Beacons are link-local and never stored: neighbour lists, the clock, and a sync trigger."""
+        e = self.roster.get(m.author)
+        if hdr is None or e is None or e.revoked or e.role != ROLE_NODE:
+            self._drop("unknown_author")
+            return False, "beacon from a non-node key"
+        if not self._verify(e.pub, m, mid):
+            self._drop("bad_signature")
+            return False, "bad signature"
+        n = self.nbr.get(hdr.rly)
+        if n is not None:
+            n[2] = m.f["neighbours"]
+        if not self.clock_base and m.time:
+            # no host-set clock: adopt the median of three distinct nodes' clocks (SPEC.md section 6)
+            seen = self.clock_votes
+            seen[m.author] = m.time - now_ms // 1000
+            if len(seen) >= 3:
+                offs = sorted(seen.values())
+                self.set_time(offs[len(offs) // 2] + now_ms // 1000, now_ms)
+                self.clock_votes = {}
+        if self.sync is not None:
+            self.sync.on_beacon(m, hdr, now_ms)
+        return True, mid
+
+    # ------------------------------------------------------------------ local actions (button, simulator, host)
+
+    def post_bulletin(self, text, now_ms, decision=False):
+        b = text.encode("utf-8")
+        flags = msg.BULLETIN_DECISION if decision else 0
+        if len(b) <= msg.MAX_INNER - msg.SIGNED_HEAD - 1 - msg.SIG_LEN:
+            inner = self._sign(msg.BULLETIN, {"flags": flags, "text": text}, now_ms)
+            extra = b""
+        else:
+            _, f = msg.split_text(b)
+            f["flags"] = flags
+            inner = self._sign(msg.BULLETIN_LONG, f, now_ms)
+            extra = b
+        ok, r = self.handle_inner(inner, None, None, 0, now_ms, extra, True)
+        if not ok:
+            raise ValueError(r)
+        return r
+
+    def start_drill(self, text, now_ms, real=False):
+        inner = self._sign(msg.ALERT, {"flags": msg.ALERT_REAL if real else 0, "text": text}, now_ms)
+        ok, r = self.handle_inner(inner, None, None, 0, now_ms, b"", True)
+        if not ok:
+            raise ValueError(r)
+        return r
+
+    def status(self):
+        return {
+            "name": self.name,
+            "key_id": _hex(self.kid),
+            "stored": self.store.count,
+            "bytes_used": self.store.bytes_used,
+            "drops": dict(self.drops),
+            "counters": dict(self.counters),
+            "airtime_us": self.airtime_us,
+            "neighbours": len(self.nbr),
+            "pending": len([p for p in self.pending if not p.cancelled]),
+            "router": self.router,
+        }
+
+    # ------------------------------------------------------------------ host link (SPEC.md section 7)
+
+    def host_request(self, line, now_ms):
+        """One host-link line in; replies come out as ("host", line bytes) events."""
+        try:
+            op, req, body = hostlink.decode_line(line.rstrip(b"\r\n"))
+        except DecodeError:
+            self._drop("host_garbage")
+            return
+        try:
+            rop, rbody = self._host_op(op, body, now_ms)
+        except (DecodeError, ValueError, KeyError) as e:
+            rop, rbody = hostlink.ERROR, json.dumps({"error": str(e) or "bad request"}).encode()
+        self.events.append(("host", hostlink.encode(rop, req, rbody)))
+
+    def _host_op(self, op, body, now_ms):
+        if op == hostlink.HELLO:
+            return op | hostlink.REPLY, json.dumps({
+                "name": self.name, "node_key": _hex(self.pub), "key_id": _hex(self.kid), "group_id": _hex(self.group_id),
+                "version": VERSION, "protocol": 1, "time": self.now_s(now_ms)}).encode()
+        if op == hostlink.STATUS:
+            st = self.status()
+            st["time"] = self.now_s(now_ms)
+            st["duty_used_permille"] = self.duty.used_us(now_ms) * 1000 // max(self.duty.budget_us, 1)
+            return op | hostlink.REPLY, json.dumps(st).encode()
+        if op == hostlink.POST:
+            inner, extra = hostlink.unpack_record(body)
+            ok, r = self.handle_inner(inner, None, None, 0, now_ms, extra, True)
+            if not ok:
+                raise ValueError(r)
+            return op | hostlink.REPLY, json.dumps({"id": _hex(r), "accepted": True}).encode()
+        if op == hostlink.SYNC:
+            cursor, limit = hostlink.unpack_sync_request(body)
+            limit = max(1, min(limit, 64))
+            recs = self.store.since(cursor, limit)
+            out = []
+            size = 5
+            nxt = cursor
+            for r in recs:
+                seq, rbody = r[0], r[4]
+                if out and size + 6 + len(rbody) > hostlink.MAX_BODY:
+                    break
+                out.append((seq, rbody))
+                size += 6 + len(rbody)
+                nxt = seq
+            more = len(out) < len(recs) or len(recs) == limit
+            if more and nxt >= self.store.next_seq - 1:
+                more = False
+            return op | hostlink.REPLY, hostlink.pack_sync_reply(nxt, more, out)
+        if op == hostlink.CONFIG:
+            req = json.loads(body) if body else {}
+            if "time" in req:
+                self.set_time(int(req["time"]), now_ms)
+            if "name" in req:
+                self.name = str(req["name"])[:32]
+            return op | hostlink.REPLY, json.dumps({"name": self.name, "time": self.now_s(now_ms), "router": self.router,
+                                                    "hop_limit": self.hop_limit}).encode()
+        if op == hostlink.CONFIRM:
+            if len(body) != 16 or not self.confirm_alert(body, now_ms):
+                raise ValueError("no such alert")
+            return op | hostlink.REPLY, b'{"ok": true}'
+        if op == hostlink.TALLY:
+            if len(body) != 16:
+                raise ValueError("alert id is 16 bytes")
+            return op | hostlink.REPLY, json.dumps(self.tally_json(body)).encode()
+        raise ValueError("unknown op")
+
+
+def _hex(b):
+    import binascii
+
+    return binascii.hexlify(b).decode()
