@@ -275,7 +275,7 @@ class SX126x(_Base):
         try:
             self._wait_busy()
         except RadioError:
-            raise RadioError("no SX126x radio: BUSY stays high after reset (check the board profile and radio power)")
+            raise RadioError("no SX126x radio: BUSY stays high after reset (check the board profile and radio power)") from None
         st = self._get(_CMD_GET_STATUS, 0)
         mode = (st >> 4) & 0x07
         if st in (0x00, 0xFF) or mode < 2 or mode > 6:
