@@ -317,3 +317,15 @@ def test_battery_pct_curve():
     vals = [battery_pct(v) for v in range(3300, 4201, 10)]
     assert vals == sorted(vals)
     assert 40 <= battery_pct(3750) <= 50
+
+
+@pytest.mark.mpy
+def test_profiles_validate_under_micropython(mpy):
+    profiles = {f.stem: f.read_text() for f in FILES}
+    src = "import json\nfrom plexnode.board import validate_profile, battery_pct\n_PROFILES = %r\n" % profiles
+    src += "for _k in sorted(_PROFILES):\n    print(_k, len(validate_profile(json.loads(_PROFILES[_k]))))\n"
+    src += "print('pct', battery_pct(3750))\n"
+    out = mpy.run(src).split("\n")
+    results = dict(line.split() for line in out if line.strip())
+    assert results.pop("pct") == str(battery_pct(3750))
+    assert results == {k: "0" for k in IDS}

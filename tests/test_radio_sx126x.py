@@ -403,3 +403,127 @@ def test_sx127x_frame_received_by_sx126x(sync):
 def test_fake_spi_requires_equal_buffers():
     with pytest.raises(ValueError):
         FakeSPI(SX126xModel()).write_readinto(b"\x00", bytearray(2))
+
+
+# --- real MicroPython ----------------------------------------------------------------------------------------
+MPY_SX126X = r"""
+def _sx126x_mpy_check():
+    import gc
+    gc.collect()
+    free0 = gc.mem_free()
+    from plexnode.radio.sx126x import SX126x
+    gc.collect()
+    used = free0 - gc.mem_free()
+
+    class Pin:
+        IRQ_RISING = 1
+        def __init__(self, v=0, cb=None):
+            self.v = v
+            self.cb = cb
+            self.h = None
+        def value(self, v=None):
+            if v is None:
+                return self.v
+            self.v = v
+            if self.cb:
+                self.cb(v)
+        def irq(self, handler=None, trigger=1):
+            self.h = handler
+
+    class Chip:
+        # just enough SX1262: opcodes, GetStatus, sync word register, TX done, one received frame
+        def __init__(self):
+            self.mosi = bytearray()
+            self.irq = 0
+            self.buf = bytearray(256)
+            self.dio1 = Pin()
+            self.ops = []
+            self.frf = 0
+        def cs(self, v):
+            if v == 0:
+                self.mosi = bytearray()
+            else:
+                self.execute(bytes(self.mosi))
+        def xfer(self, b):
+            i = len(self.mosi)
+            self.mosi.append(b)
+            op = self.mosi[0]
+            st = 0x22
+            if i == 0:
+                return st
+            if op == 0x12:
+                return (st, self.irq >> 8, self.irq & 0xFF)[i - 1]
+            if op == 0x13:
+                return (st, 12, 0)[i - 1]
+            if op == 0x14:
+                return (st, 200, 28, 200)[i - 1]
+            if op == 0x1D and i >= 4:
+                a = (self.mosi[1] << 8) | self.mosi[2]
+                return {0x0740: 0x14, 0x0741: 0x24}.get(a + i - 4, 0)
+            if op == 0x1E and i >= 3:
+                return self.buf[self.mosi[1] + i - 3]
+            return st
+        def execute(self, t):
+            if not t:
+                return
+            op = t[0]
+            self.ops.append(op)
+            if op == 0x0E:
+                for k in range(2, len(t)):
+                    self.buf[t[1] + k - 2] = t[k]
+            elif op == 0x86:
+                self.frf = (t[1] << 24) | (t[2] << 16) | (t[3] << 8) | t[4]
+            elif op == 0x02:
+                self.irq &= ~((t[1] << 8) | t[2]) & 0xFFFF
+                self.dio1.v = 1 if self.irq else 0
+            elif op == 0x83:
+                self.raise_irq(0x0001)
+            elif op == 0x82:
+                frame = b"from the air"
+                for k in range(len(frame)):
+                    self.buf[k] = frame[k]
+                self.raise_irq(0x0002)
+        def raise_irq(self, bits):
+            self.irq |= bits
+            self.dio1.v = 1
+            if self.dio1.h:
+                self.dio1.h(self.dio1)
+
+    class SPI:
+        def __init__(self, chip):
+            self.c = chip
+        def write(self, buf):
+            for b in buf:
+                self.c.xfer(b)
+        def readinto(self, buf, w=0):
+            for i in range(len(buf)):
+                buf[i] = self.c.xfer(w)
+        def write_readinto(self, w, r):
+            for i in range(len(w)):
+                r[i] = self.c.xfer(w[i])
+
+    chip = Chip()
+    cs = Pin(1, chip.cs)
+    busy = Pin(0)
+    r = SX126x(SPI(chip), cs, Pin(1), busy, chip.dio1, tcxo_voltage=1.8, delay_ms=lambda ms: None)
+    r.configure(869525000, sf=12, bw_hz=125000, cr=5, preamble=8, sync_word=0x12, tx_power_dbm=22)
+    r.send(b"hello from micropython")
+    done = r.tx_done()
+    sent = bytes(chip.buf[:22])
+    r.start_recv()
+    got = r.recv()
+    print(hex(chip.frf), done, sent, got[0], got[1], got[2], r.uses_irq, 0x97 in chip.ops, used)
+
+_sx126x_mpy_check()
+"""
+
+
+@pytest.mark.mpy
+def test_sx126x_under_micropython(mpy):
+    out = mpy.run(MPY_SX126X).split()
+    assert out[0] == "0x36586666"
+    assert out[1] == "True"
+    assert out[2] == "b'hello" and out[4] == "micropython'"
+    assert out[5:9] == ["b'from", "the", "air'", "-100"]
+    assert out[9] == "7.0" and out[10] == "True" and out[11] == "True"
+    assert int(out[12]) < 24_000
