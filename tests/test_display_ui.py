@@ -540,11 +540,11 @@ def _display_mpy_check():
     i2c = I2C()
     d = Display(i2c, delay_ms=lambda ms: None)   # default factory: the port's framebuf
     kind = type(d.fb).__name__
-    pages = d.show_message("Bulletin", TEXT)
+    pages = d.show_message("Bulletin", _DISPLAY_UI_TEXT)
     frame = i2c.last
     title_white = sum(1 for b in frame[1 + 100:1 + 128] if b == 0xFF)   # blank end of the title bar
     body_ink = sum(1 for b in frame[1 + 128:1 + 256] if b)               # first body row has text
-    lines = wrap(TEXT, 16)
+    lines = wrap(_DISPLAY_UI_TEXT, 16)
     d.tick(0)
     d.tick(1500)
     top = d.top
@@ -595,7 +595,7 @@ MPY_TEXT = "Assembly moved to the old mill at 19:00. Bring water, a torch and yo
 
 @pytest.mark.mpy
 def test_display_and_ui_under_micropython(mpy):
-    out = mpy.run("TEXT = %r\n" % MPY_TEXT + MPY_DISPLAY).strip().split(";")
+    out = mpy.run("_DISPLAY_UI_TEXT = %r\n" % MPY_TEXT + MPY_DISPLAY).strip().split(";")
     kind, pages, title_white, body_ink, lines, top, mono, evs, on, nalert = out
     assert kind == "FrameBuffer"
     assert pages == "1"
