@@ -226,8 +226,9 @@ def test_board_builds_working_radio(board_id):
     m, pinmap = _model_and_map(p)
     fm = FakeMachine(m, pinmap)
     b = Board(p, fm, delay_ms=nodelay)
-    b.power_on()
-    r = b.radio()
+    r = b.radio()  # calls power_on() first
+    if p["power"]["pmu"]:
+        assert fm.i2c.mem[(0x34, 0x12)] & 0x04  # T-Beam: radio rail (LDO2) on before the radio reset
     assert isinstance(r, SX127x if p["radio"]["family"] == "sx127x" else SX126x)
     assert r.uses_irq
     spi_id, kw = fm.spi_args
@@ -248,9 +249,8 @@ def test_vext_and_display_reset_heltec():
     p = profile("heltec_v3")
     fm = FakeMachine()
     b = Board(p, fm, delay_ms=nodelay)
-    b.power_on()
+    d = b.display()  # powers Vext itself when the application did not
     assert fm.pins[36].value() == 0  # Vext on (active low)
-    d = b.display()
     assert d is not None
     assert fm.pins[21].writes >= 3 and fm.pins[21].value() == 1  # OLED reset pulsed, released
     assert fm.i2c.args == (0, 18, 17, 400000)

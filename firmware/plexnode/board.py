@@ -243,6 +243,7 @@ class Board:
         self._i2c = None
         self._adc = None
         self._ctrl = None
+        self._powered = False
 
     # --- buses ---------------------------------------------------------------------------------
     def _pin(self, n, mode, pull=None, value=None):
@@ -282,7 +283,9 @@ class Board:
     # --- power ---------------------------------------------------------------------------------
     def power_on(self):
         """Switch on the rails the radio and OLED need: Heltec Vext (active low) or the T-Beam's
-        AXP192 (DCDC1 OLED 3.3 V, LDO2 radio 3.3 V, LDO3 GPS 3.3 V).  Never turns a rail off."""
+        AXP192 (DCDC1 OLED 3.3 V, LDO2 radio 3.3 V, LDO3 GPS 3.3 V).  Never turns a rail off.
+        radio() and display() call it once if the application did not."""
+        self._powered = True
         pw = self.profile.get("power") or {}
         v = pw.get("vext_pin")
         if v is not None:
@@ -309,6 +312,8 @@ class Board:
     # --- radio ---------------------------------------------------------------------------------
     def radio(self, irq_callback=None):
         """Reset and silicon-check the radio; returns an SX127x or SX126x (RadioError if absent)."""
+        if not self._powered:
+            self.power_on()
         r = self.profile["radio"]
         pins = r["pins"]
         P = self.m.Pin
@@ -347,6 +352,8 @@ class Board:
         d = self.profile["display"]
         if d is None:
             return None
+        if not self._powered:
+            self.power_on()
         i2c = self.i2c()
         if probe and d["addr"] not in i2c.scan():
             return None
