@@ -1,0 +1,245 @@
+"""Host-link client: the laptop side of the USB serial link to a node (plexwire.hostlink framing).
+
+``HostLinkClient(port_or_serial, timeout)`` opens a port with ``serial.serial_for_url`` (so a device path,
+a pty, ``loop://`` or ``socket://`` all work) or wraps an already open pyserial-like object.
+
+* every request carries a fresh request id (never 0: that is the id of unsolicited EVENTs); the first id is
+  random, so a reply still in flight for a previous process on the same port is never taken for ours;
+* log lines from the node are kept (``log``), EVENT frames are queued (``events()``), replies to other
+  request ids are dropped;
+* on timeout an idempotent request (HELLO, STATUS, SYNC, CONFIG read, TALLY) is sent again, up to
+  ``retries`` times; anything else, or running out of retries, raises ``LinkError``;
+* an ERROR reply (op 0xFF) is returned by ``request`` as is, and raised as ``NodeError`` by the helpers.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from typing import Any
+
+from plexwire import hostlink, msg
+
+IDEMPOTENT = frozenset((hostlink.HELLO, hostlink.STATUS, hostlink.SYNC, hostlink.TALLY))
+DEFAULT_BAUD = 115200
+
+
+class LinkError(OSError):
+    """No (valid) answer from the node."""
+
+
+class NodeError(ValueError):
+    """The node answered with an ERROR frame; str() is its reason."""
+
+
+class HostLinkClient:
+    def __init__(self, port_or_serial: Any, timeout: float = 2.0, baudrate: int = DEFAULT_BAUD, retries: int = 2,
+                 max_log: int = 200):
+        self.timeout = timeout
+        self.retries = retries
+        if isinstance(port_or_serial, str):
+            import serial  # pyserial
+
+            try:
+                self.ser = serial.serial_for_url(port_or_serial, baudrate=baudrate, timeout=0.05)
+            except (serial.SerialException, OSError, ValueError) as e:
+                raise LinkError("cannot open %s: %s" % (port_or_serial, e)) from None
+            self._own = True
+            try:
+                self.ser.reset_input_buffer()
+            except Exception:
+                pass
+        else:
+            self.ser = port_or_serial
+            self._own = False
+        self.port = port_or_serial if isinstance(port_or_serial, str) else getattr(port_or_serial, "port", "?")
+        self.reader = hostlink.LineReader()
+        self._frames: collections.deque = collections.deque()
+        self._events: collections.deque = collections.deque()
+        self.log: collections.deque = collections.deque(maxlen=max_log)
+        self._req = int.from_bytes(os.urandom(2), "big") % 0xFFFF + 1
+
+    # ---- plumbing
+
+    def close(self) -> None:
+        if self._own:
+            try:
+                self.ser.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> "HostLinkClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _next_req(self) -> int:
+        self._req = self._req % 0xFFFF + 1
+        return self._req
+
+    def _pump(self, deadline: float) -> bool:
+        """Read what is available (waiting at most until deadline); True when something arrived."""
+        try:
+            n = self.ser.in_waiting
+            data = self.ser.read(n if n else 1)
+        except Exception as e:
+            raise LinkError("serial port %s failed: %s" % (self.port, e)) from None
+        if not data:
+            return False
+        for typ, item in self.reader.feed(data):
+            if typ == "frame":
+                self._frames.append(item)
+            else:
+                self.log.append(item)
+        return True
+
+    def _send(self, op: int, req: int, body: bytes) -> None:
+        line = hostlink.encode(op, req, body)
+        try:
+            self.ser.write(line)
+            self.ser.flush()
+        except Exception as e:
+            raise LinkError("serial port %s failed: %s" % (self.port, e)) from None
+
+    def request(self, op: int, body: bytes = b"", timeout: float | None = None,
+                retries: int | None = None) -> tuple[int, bytes]:
+        """Send one request; return the (op, body) of its reply (op | 0x80, or 0xFF for ERROR)."""
+        tmo = self.timeout if timeout is None else timeout
+        if retries is None:
+            idem = op in IDEMPOTENT or (op == hostlink.CONFIG and body.strip() in (b"", b"{}"))
+            retries = self.retries if idem else 0
+        mine: set[int] = set()
+        for _attempt in range(retries + 1):
+            req = self._next_req()
+            mine.add(req)
+            self._send(op, req, body)
+            deadline = time.monotonic() + tmo
+            while True:
+                while self._frames:
+                    rop, rreq, rbody = self._frames.popleft()
+                    if rop == hostlink.EVENT or rreq == 0:
+                        self._events.append((rop, rbody))
+                    elif rreq in mine and (rop == op | hostlink.REPLY or rop == hostlink.ERROR):
+                        return rop, rbody
+                    # else: a stale reply to an earlier request: dropped
+                if time.monotonic() >= deadline:
+                    break
+                self._pump(deadline)
+        raise LinkError("no answer from the node on %s (op 0x%02x, %d tries, %.1f s each)" % (self.port, op, retries + 1, tmo))
+
+    def events(self, wait: float = 0.0) -> list[tuple[int, Any]]:
+        """Queued unsolicited EVENTs as (op, decoded JSON or raw bytes); waits up to `wait` s for the first."""
+        deadline = time.monotonic() + wait
+        while True:
+            while self._frames:
+                rop, rreq, rbody = self._frames.popleft()
+                if rop == hostlink.EVENT or rreq == 0:
+                    self._events.append((rop, rbody))
+            if self._events or time.monotonic() >= deadline:
+                break
+            self._pump(deadline)
+        out = []
+        while self._events:
+            rop, rbody = self._events.popleft()
+            try:
+                out.append((rop, json.loads(rbody)))
+            except ValueError:
+                out.append((rop, rbody))
+        return out
+
+    # ---- helpers (raise NodeError on ERROR replies)
+
+    def call(self, op: int, body: bytes = b"", **kw: Any) -> bytes:
+        rop, rbody = self.request(op, body, **kw)
+        if rop == hostlink.ERROR:
+            try:
+                reason = json.loads(rbody).get("error", "error")
+            except (ValueError, AttributeError):
+                reason = rbody.decode("utf-8", "replace") or "error"
+            raise NodeError(reason)
+        return rbody
+
+    def call_json(self, op: int, body: bytes = b"", **kw: Any) -> Any:
+        rbody = self.call(op, body, **kw)
+        try:
+            return json.loads(rbody)
+        except ValueError:
+            raise LinkError("node sent a reply that is not JSON (op 0x%02x)" % op) from None
+
+    def hello(self) -> dict:
+        return self.call_json(hostlink.HELLO)
+
+    def status(self) -> dict:
+        return self.call_json(hostlink.STATUS)
+
+    def config(self, **settings: Any) -> dict:
+        return self.call_json(hostlink.CONFIG, json.dumps(settings).encode())
+
+    def post(self, record: bytes) -> dict:
+        return self.call_json(hostlink.POST, record)
+
+    def confirm(self, alert_id: bytes) -> dict:
+        return self.call_json(hostlink.CONFIRM, bytes(alert_id))
+
+    def tally(self, alert_id: bytes) -> dict:
+        return self.call_json(hostlink.TALLY, bytes(alert_id))
+
+    def sync(self, cursor: int, limit: int = 64) -> tuple[int, bool, list[tuple[int, bytes]]]:
+        body = self.call(hostlink.SYNC, hostlink.pack_sync_request(cursor, limit))
+        try:
+            return hostlink.unpack_sync_reply(body)
+        except ValueError as e:
+            raise LinkError("bad SYNC reply: %s" % e) from None
+
+
+# ---- records made on the laptop (signed with a member key) for POST
+
+EPOCH = 1704067200  # 2024-01-01T00:00:00Z = plexus time 0
+MAX_SHORT_TEXT = msg.MAX_INNER - msg.SIGNED_HEAD - 1 - msg.SIG_LEN  # 154 bytes of text fit one BULLETIN
+
+
+class RecordError(ValueError):
+    """The message cannot be built (e.g. text too long)."""
+
+
+def plexus_time() -> int:
+    return int(time.time()) - EPOCH
+
+
+def bulletin_record(key: Any, group_id: bytes, text: str, decision: bool = False, time_s: int | None = None) -> bytes:
+    """A signed bulletin as a stored record: BULLETIN up to 154 bytes of UTF-8, else BULLETIN_LONG + full text."""
+    b = text.encode("utf-8")
+    if not b:
+        raise RecordError("the bulletin text is empty")
+    t = plexus_time() if time_s is None else time_s
+    flags = msg.BULLETIN_DECISION if decision else 0
+    if len(b) <= MAX_SHORT_TEXT:
+        return hostlink.pack_record(key.sign_message(group_id, msg.BULLETIN, {"flags": flags, "text": text}, t))
+    if len(b) > msg.MAX_LONG_TEXT:
+        raise RecordError("text is %d bytes; a bulletin holds at most %d" % (len(b), msg.MAX_LONG_TEXT))
+    if len(b) <= msg.FRAG_DATA:
+        raise RecordError("texts of %d-%d bytes cannot be sent (a plain bulletin holds %d, a long one needs more than %d): "
+                          "shorten or lengthen it (this one is %d)" % (MAX_SHORT_TEXT + 1, msg.FRAG_DATA, MAX_SHORT_TEXT,
+                                                                        msg.FRAG_DATA, len(b)))
+    _, f = msg.split_text(b)
+    f["flags"] = flags
+    return hostlink.pack_record(key.sign_message(group_id, msg.BULLETIN_LONG, f, t), b)
+
+
+STANCE_NAMES = {"consent": msg.STANCE_CONSENT, "stand-aside": msg.STANCE_STAND_ASIDE, "block": msg.STANCE_BLOCK}
+
+
+def consent_record(key: Any, group_id: bytes, target: bytes, stance: str = "consent", time_s: int | None = None) -> bytes:
+    if len(target) != msg.ID_LEN:
+        raise RecordError("a message id is 16 bytes (32 hex digits)")
+    if stance not in STANCE_NAMES:
+        raise RecordError("stance is one of %s" % ", ".join(STANCE_NAMES))
+    t = plexus_time() if time_s is None else time_s
+    return hostlink.pack_record(key.sign_message(group_id, msg.CONSENT, {"target": bytes(target), "stance": STANCE_NAMES[stance]}, t))
+
+
+def record_id(record: bytes) -> bytes:
+    return msg.message_id(hostlink.unpack_record(record)[0])

@@ -1,0 +1,161 @@
+"""`plexus ledger sync|show|verify|export`: the verified, hash-chained record of everything the group signed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from plexwire import msg
+
+from plexus import export as exportmod
+from plexus import groupcfg
+from plexus import ledger as ledgermod
+from plexus.cli import UserError
+from plexus.commands import add_group, add_json, add_ledger, add_port, open_client, print_json, user_errors
+
+
+def open_ledger(args: argparse.Namespace) -> ledgermod.Ledger:
+    """The ledger, given the group's roster when a group file exists (else the roster it already stores)."""
+    gp = groupcfg.group_path(args.group)
+    roster = groupcfg.load_roster(args.group) if (args.group or gp.exists()) else None
+    led = ledgermod.Ledger(args.ledger, roster)
+    if led.roster is None:
+        led.close()
+        raise groupcfg.GroupError("no group: create one with `plexus group init` or pass --group FILE")
+    return led
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    add_ledger(p)
+    add_group(p)
+    add_json(p)
+
+
+# ---- sync
+
+
+def _sync_args(p: argparse.ArgumentParser) -> None:
+    add_port(p)
+    p.add_argument("--limit", type=int, default=64, help="records per SYNC request (default 64)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(p)
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    show = not args.no_progress and not args.json
+    with user_errors():
+        with open_ledger(args) as led, open_client(args) as c:
+            prog = Progress(TextColumn("sync"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=not show)
+            task: list[Any] = []
+
+            def cb(event: str, done: int, total: int | None) -> None:
+                if event == "start":
+                    task.append(prog.add_task("sync", total=total))
+                else:
+                    prog.update(task[0], completed=done, total=max(total or 0, done) or None)
+
+            with prog:
+                res = ledgermod.sync(c, led, limit=args.limit, progress=cb)
+            head = led.count()
+    if args.json:
+        d = res.as_dict()
+        d["ledger_records"] = head
+        print_json(d)
+    else:
+        print("synced from %s: %d fetched, %d new, %d already had, %d refused; ledger holds %d records"
+              % (res.name or res.node_key.hex()[:16], res.fetched, res.inserted, res.duplicates, len(res.rejected), head))
+        for r in res.rejected[:10]:
+            print("  refused: %s" % r, file=sys.stderr)
+    return 0
+
+
+# ---- show
+
+
+def _show_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--limit", "-n", type=int, default=20, help="how many recent records (default 20)")
+    p.add_argument("--kind", choices=sorted(msg.NAMES), help="only this kind")
+    _common(p)
+
+
+def _show(args: argparse.Namespace) -> int:
+    with user_errors():
+        with open_ledger(args) as led:
+            kinds = [msg.NAMES[args.kind]] if args.kind else None
+            entries = led.entries(limit=args.limit, kinds=kinds, newest_first=True)
+            roster = led.roster
+            assert roster is not None
+            rows = [exportmod.entry_json(e, roster) for e in entries]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        print("the ledger has no records%s" % (" of kind %s" % args.kind if args.kind else ""))
+        return 0
+    for r in reversed(rows):
+        text = r["text"].replace("\n", " ")
+        if len(text) > 90:
+            text = text[:87] + "..."
+        print("%6d  %-13s %-12s %s  %s" % (r["n"], r["kind"], r["author_name"][:12], r["time_utc"], text))
+    return 0
+
+
+# ---- verify
+
+
+def _verify_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None, help="processes for signature checks (default: all cores)")
+    _common(p)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    with user_errors():
+        with open_ledger(args) as led:
+            res = led.verify(workers=args.workers)
+    if args.json:
+        print_json(res.as_dict())
+    elif res.ok:
+        print("ledger OK: %d records, every signature and chain link checks; head %s" % (res.count, res.head_hash.hex()))
+    else:
+        print("ledger BAD: record %d: %s" % (res.first_bad, res.reason))
+    return 0 if res.ok else 1
+
+
+# ---- export
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--html", metavar="DIR", help="write DIR/index.html: a printable bulletin wall")
+    p.add_argument("--text", metavar="FILE", help="write a plain-text sheet to print and pin up")
+    _common(p)
+
+
+def _export(args: argparse.Namespace) -> int:
+    if not args.html and not args.text:
+        raise UserError("say what to write: --html DIR and/or --text FILE")
+    out = {}
+    with user_errors():
+        with open_ledger(args) as led:
+            if args.html:
+                out["html"] = str(exportmod.export_html(led, args.html))
+            if args.text:
+                out["text"] = str(exportmod.export_text(led, args.text))
+    if args.json:
+        print_json(out)
+    else:
+        for v in out.values():
+            print("wrote %s" % v)
+    return 0
+
+
+SUBCOMMANDS = {
+    "sync": (_sync_args, _sync, "fetch new records from a node, verify them, append them (resumable)"),
+    "show": (_show_args, _show, "list recent records"),
+    "verify": (_verify_args, _verify, "re-check every signature and the hash chain; name the first bad record"),
+    "export": (_export_args, _export, "write a printable HTML bulletin wall and/or a plain-text sheet"),
+}
