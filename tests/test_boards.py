@@ -325,6 +325,7 @@ def test_profiles_validate_under_micropython(mpy):
     src = "import json\nfrom plexnode.board import validate_profile, battery_pct\n_PROFILES = %r\n" % profiles
     src += "for _k in sorted(_PROFILES):\n    print(_k, len(validate_profile(json.loads(_PROFILES[_k]))))\n"
     src += "print('pct', battery_pct(3750))\n"
+    src += "del _PROFILES, _k\nimport gc\ngc.collect()\n"
     out = mpy.run(src).split("\n")
     results = dict(line.split() for line in out if line.strip())
     assert results.pop("pct") == str(battery_pct(3750))

@@ -588,6 +588,9 @@ def _display_mpy_check():
     print(";".join(str(x) for x in (kind, pages, title_white, body_ink, "|".join(lines), top, mono, ",".join(evs), on, len(timeline("alert")))))
 
 _display_mpy_check()
+del _display_mpy_check
+import gc
+gc.collect()
 """
 
 MPY_TEXT = "Assembly moved to the old mill at 19:00. Bring water, a torch and your neighbour."

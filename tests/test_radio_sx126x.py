@@ -515,6 +515,9 @@ def _sx126x_mpy_check():
     print(hex(chip.frf), done, sent, got[0], got[1], got[2], r.uses_irq, 0x97 in chip.ops, used)
 
 _sx126x_mpy_check()
+del _sx126x_mpy_check
+import gc
+gc.collect()
 """
 
 

@@ -502,6 +502,9 @@ def _sx127x_mpy_check():
     print(hex(frf), done, sent, got[0], got[1], got[2], r.uses_irq, used)
 
 _sx127x_mpy_check()
+del _sx127x_mpy_check
+import gc
+gc.collect()
 """
 
 
