@@ -44,3 +44,17 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent beside the checkout (%s): test data such as Wycheproof vectors live there" % SHARED)
     return SHARED
+
+
+@pytest.fixture
+def mpy_fresh():
+    """A new MicroPython process for this test alone: heap measurements must not see other tests' garbage
+    (the WebAssembly port's collector is conservative, so stale references from earlier runs can pin memory)."""
+    try:
+        rig = MicroPython()
+    except RigUnavailable as exc:  # pragma: no cover
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    yield rig
+    rig.close()

@@ -463,7 +463,8 @@ def _mpy_retained(mpy, build_stmt):
     return int(mpy.run("gc.collect()\nprint(gc.mem_alloc() - _hp_base, _hp_store.count)").split()[0])
 
 
-def test_micropython_subset_and_heap(mpy):
+def test_micropython_subset_and_heap(mpy_fresh):
+    mpy = mpy_fresh
     out = mpy.run(MPY_STORE)
     lines = {ln.split()[0]: ln.split()[1:] for ln in out.strip().splitlines()}
     assert int(lines["CUTS"][0]) > 50

@@ -7,6 +7,7 @@ sockets, asyncio or a wall clock. The device shell, the simulator and the virtua
 drive this one class.
 """
 
+import hashlib
 import json
 
 from plexwire import DecodeError, airtime, frame, hostlink, msg
@@ -43,6 +44,7 @@ _SNR_MIN = const(-20)
 _SNR_MAX = const(10)
 _MAX_PENDING = const(48)
 _REASM_MAX = const(4)
+_RECEIPT_TRIES = const(6)  # unicast tries toward the caller before a receipt is flooded
 _REASM_TIMEOUT_MS = const(600000)
 
 
@@ -87,6 +89,8 @@ class Node:
         self.modem = (sf, bw, cr, pre)
         sym = airtime.symbol_time_us(sf, bw)
         self.slot_us = 5 * sym // 2 + 7600  # Meshtastic 2.7 slot: 2.5 symbols + 7.6 ms
+        # demodulation SNR floor (SX1276 datasheet table 13: SF7 -7.5 dB ... SF12 -20 dB) + 5 dB margin
+        self.snr_good = (-15 - 5 * (sf - 7)) // 2 + 5
         if self.router == ROUTER_MANAGED:
             self.hop_limit = cfg.get("hop_limit", 3)
         else:
@@ -108,12 +112,17 @@ class Node:
         self.verified = {}  # small positive-verdict cache: msg id -> True (bounded)
         self.alerts = {}  # alert id -> state dict (bounded)
         self.tally = {}  # alert id -> {node kid: [state, hops, via, t_reached, t_confirmed]}
-        self.outbox = []  # receipts to carry toward a caller: [inner, rid, parent, attempts, next_ms, acked]
+        self.outbox = []  # receipts to carry toward a caller: [inner, rid, alert id, attempts, next_ms, acked, last parent]
         self.rack_due = {}  # child short id -> list of receipt id prefixes to acknowledge
         self.reasm = {}  # long bulletin id -> [header inner, chunks list, deadline]
         self.sync = None
         self.clock_votes = {}
         self.receipts_seen = []
+        self.receipts_taken = []
+        self.bundles_seen = []
+        self.rack_at = 0
+        self.last_tag = None
+        self.now_ms_hint = now_ms
         self.last_store_ms = -(10**9)
         beacon_s = cfg.get("beacon_s", 600)
         self.beacon_ms = beacon_s * 1000 if beacon_s else 0
@@ -203,6 +212,8 @@ class Node:
         for o in self.outbox:
             if not o[5] and (t is None or o[4] < t):
                 t = o[4]
+        if self.rack_due and (t is None or self.rack_at < t):
+            t = self.rack_at
         if self.next_beacon is not None and (t is None or self.next_beacon < t):
             t = self.next_beacon
         if self.sync is not None:
@@ -241,7 +252,7 @@ class Node:
         self.pending = keep
         if best is None:
             return []
-        if best.relay and self.router == ROUTER_PLEXUS and self._covered(best, now_ms):
+        if best.relay and self.router == ROUTER_PLEXUS and best.kind != msg.ALERT and self._covered(best, now_ms):
             best.cancelled = True
             self.counters["cancelled"] += 1
             self.pending.remove(best)
@@ -256,6 +267,11 @@ class Node:
                 best.due = now_ms + max(w, 1)
             return []
         self.pending.remove(best)
+        if best.relay and best.kind == msg.ALERT:
+            st = self.alerts.get(best.mid)
+            if st is not None:
+                h = frame.parse_header(best.frame)
+                best.frame = frame.relay_copy(best.frame, h.hop_limit, self._distance(st), self.short, 0)
         self.duty.record(air, now_ms)
         self.airtime_us += air
         self.counters["tx"] += 1
@@ -284,10 +300,21 @@ class Node:
     # ------------------------------------------------------------------ relay policy
 
     def _covered(self, tx, now_ms):
-        """Self-pruning with two-hop knowledge: every fresh neighbour already heard it from someone."""
+        """Self-pruning with two-hop knowledge: every fresh neighbour already heard it from someone.
+
+        Without any two-hop knowledge (no neighbour's beacon heard yet) a node cannot know who is
+        beyond it, so it falls back to counter-based suppression: two echoes heard.
+        """
         mine = self.neighbours(now_ms)
         if not mine:
             return False
+        known = False
+        for s in mine:
+            if self.nbr[s][2] is not None:
+                known = True
+                break
+        if not known:
+            return len(tx.heard) >= 3
         covered = set()
         for s in tx.heard:
             covered.add(s)
@@ -325,7 +352,7 @@ class Node:
         if self.router == ROUTER_MANAGED and tx.relay:
             tx.cancelled = True
             self.counters["cancelled"] += 1
-        elif self.router == ROUTER_PLEXUS and tx.relay and len(tx.heard) >= 4:
+        elif self.router == ROUTER_PLEXUS and tx.relay and tx.kind != msg.ALERT and len(tx.heard) >= 4:
             tx.cancelled = True
             self.counters["cancelled"] += 1
 
@@ -358,6 +385,7 @@ class Node:
     # ------------------------------------------------------------------ receive path (the validation gate)
 
     def receive_frame(self, data, rssi, snr, now_ms):
+        self.now_ms_hint = now_ms
         self.counters["rx"] += 1
         try:
             hdr = frame.parse_header(data)
@@ -371,10 +399,15 @@ class Node:
             for p in self.pending:
                 if p.relay and frame.frame_tag(p.frame) == tag:
                     self._on_echo(p, hdr.rly)
-            if not (hdr.dst and self._awaiting_ack_from(hdr.rly)):
+            for a in self.alerts:
+                st = self.alerts[a]
+                if st["tag"] == tag:
+                    self._candidate(st, hdr.rly, snr, hdr.hops)
+            if not hdr.dst or (hdr.dst != self.short and not self._awaiting_ack_from(hdr.rly)):
                 self._drop("duplicate")
                 return
-            # our parent forwarding receipts we handed it: open it to see which ones (implicit ack)
+            # a retry addressed to us (our ack was missed), or our parent forwarding receipts we handed it
+            # (an implicit ack): open it to see which ones
         gk = self.keys.get(hdr.epoch)
         if gk is None or gk.net != hdr.net:
             self._drop("foreign")
@@ -383,6 +416,7 @@ class Node:
             self._drop("bad_tag")
             return
         self._remember_tag(tag)
+        self.last_tag = tag
         inner = gk.open(data)
         self.handle_inner(inner, hdr, data, snr, now_ms)
 
@@ -396,11 +430,28 @@ class Node:
         mid = msg.message_id(inner)
         k = m.kind
         if k == msg.BUNDLE:
+            flooded = hdr is not None and hdr.dst == 0
+            if flooded:
+                if mid in self.bundles_seen:
+                    p = self._pending_for(mid)
+                    if p is not None:
+                        self._on_echo(p, hdr.rly)
+                    self._drop("duplicate")
+                    return False, "duplicate"
+                self.bundles_seen.append(mid)
+                if len(self.bundles_seen) > 32:
+                    self.bundles_seen.pop(0)
             for item in msg.bundle_items(m.f["items"]):
+                if item[0] == msg.BUNDLE:
+                    self._drop("nested_bundle")  # bundles never nest: bounded work per frame
+                    continue
                 self.handle_inner(item, hdr, None, snr, now_ms)
+            if flooded and fr is not None:
+                # receipts that fell back to flooding travel as their own bundle frame (see _flush_outbox)
+                self._schedule_relay(fr, hdr, m, mid, snr, now_ms)
             return True, mid
         if k == msg.RACK:
-            if hdr is not None and hdr.dst == self.short:
+            if hdr is not None and (hdr.dst == self.short or hdr.dst == 0):
                 self._on_rack(m.f["ids"])
             return True, mid
         if k >= msg.DIGEST:
@@ -416,6 +467,9 @@ class Node:
                 self._ack_outbox(mid)
                 if hdr.dst == self.short:
                     self._rack_later(hdr.rly, mid)
+                    if mid not in self.receipts_taken:
+                        # first heard in passing, now handed to us: carry it on
+                        self._on_receipt(m, inner, mid, hdr, now_ms)
             self._drop("duplicate")
             return False, "duplicate"
         if self.store.has(mid):
@@ -449,14 +503,17 @@ class Node:
         return True, mid
 
     def _verify(self, pub, m, mid):
-        if mid in self.verified:
+        # the cache key covers the signature too: the id alone excludes it, and a copy with a bad
+        # signature must not ride on an earlier good verdict
+        key = hashlib.sha256(mid + m.sig).digest()[:16]
+        if key in self.verified:
             return True
         ok = self.crypto.verify(pub, msg.signing_bytes(self.group_id, m.signed_part()), m.sig)
         self.counters["verified"] += 1
         if ok:
             if len(self.verified) >= 64:
                 self.verified.pop(next(iter(self.verified)))
-            self.verified[mid] = True
+            self.verified[key] = True
         return ok
 
     def _accept(self, m, inner, mid, hdr, fr, snr, now_ms, extra):
@@ -473,12 +530,12 @@ class Node:
         ev = {"id": mid, "kind": m.name, "origin": m.author, "hops": hops, "t": now_ms}
         if k == msg.BULLETIN or k == msg.ALERT:
             ev["text"] = m.f["text"]
-        if complete:
+        if complete and k != msg.RECEIPT:
             self.events.append(("message", ev))
         if k == msg.BULLETIN_LONG and not extra:
             self._start_reassembly(m, inner, mid, now_ms)
         if k == msg.ALERT:
-            self._on_alert(m, mid, hdr, now_ms)
+            self._on_alert(m, mid, hdr, now_ms, snr)
         elif k == msg.RECEIPT:
             self._on_receipt(m, inner, mid, hdr, now_ms)
         if fr is not None and hdr is not None:
@@ -561,18 +618,72 @@ class Node:
 
     # ------------------------------------------------------------------ alerts and receipts (SPEC.md section 9.4)
 
-    def _on_alert(self, m, aid, hdr, now_ms):
+    def _candidate(self, st, short, snr, hops):
+        """Every relayer heard sending the alert is a possible next hop for receipts going back."""
+        if not short or short == self.short:
+            return
+        c = st["cands"].get(short)
+        if c is None:
+            if len(st["cands"]) >= 8:
+                return
+            st["cands"][short] = [snr, hops, 0]
+        else:
+            c[0] = max(c[0], snr)
+            c[1] = min(c[1], hops)
+
+    def _link_snr(self, short, snr):
+        e = self.nbr.get(short)
+        return e[1] if e is not None else snr
+
+    def _link_w(self, short, snr):
+        """Link weight for the receipt path: 1 for a link at least 5 dB above the demodulation floor,
+        2 within 3 dB of that, 3 for a marginal one (ETX in spirit; the smoothed SNR of all frames heard)."""
+        s = self._link_snr(short, snr)
+        if s >= self.snr_good:
+            return 1
+        if s >= self.snr_good - 3:
+            return 2
+        return 3
+
+    def _distance(self, st):
+        """Our weighted distance to the caller: what we advertise in the HOP field when we relay the alert."""
+        d = 15
+        for short in st["cands"]:
+            c = st["cands"][short]
+            d = min(d, c[1] + self._link_w(short, c[0]))
+        return d
+
+    def _best_parent(self, st):
+        """Receipts go back over good links, not over the first (often the weakest) one that delivered the alert.
+        Only neighbours whose advertised distance is below ours qualify, so the path cannot loop; among them the
+        lowest distance through that link wins, then fewer unacknowledged tries, then the stronger link."""
+        best = None
+        bkey = None
+        mine = self._distance(st)
+        for short in st["cands"]:
+            snr, hops, fails = st["cands"][short]
+            if hops >= mine:
+                continue
+            key = (hops + self._link_w(short, snr) + 2 * fails, -self._link_snr(short, snr))
+            if bkey is None or key < bkey:
+                best, bkey = short, key
+        return best or 0
+
+    def _on_alert(self, m, aid, hdr, now_ms, snr=0):
         if len(self.alerts) >= 8:
             self.alerts.pop(next(iter(self.alerts)))
         real = bool(m.f["flags"] & msg.ALERT_REAL)
         if hdr is None:
             # we are the caller's node: collect the tally here
-            self.alerts[aid] = {"parent": 0, "hops": 0, "t": now_ms, "origin": True, "real": real, "confirmed": False}
+            self.alerts[aid] = {"parent": 0, "hops": 0, "t": now_ms, "origin": True, "real": real, "confirmed": False,
+                                "cands": {}, "tag": None}
             self.tally[aid] = {}
             if len(self.tally) > 4:
                 self.tally.pop(next(iter(self.tally)))
             return
-        st = {"parent": hdr.rly, "hops": hdr.hops + 1, "t": now_ms, "origin": False, "real": real, "confirmed": False}
+        st = {"parent": hdr.rly, "hops": hdr.hops + 1, "t": now_ms, "origin": False, "real": real, "confirmed": False,
+              "cands": {}, "tag": self.last_tag}
+        self._candidate(st, hdr.rly, snr, hdr.hops)
         self.alerts[aid] = st
         self.events.append(("alert", {"id": aid, "real": real, "text": m.f["text"], "origin": m.author, "hops": st["hops"], "t": now_ms}))
         self._send_receipt(aid, st, msg.RECEIPT_REACHED, now_ms)
@@ -594,8 +705,17 @@ class Node:
         )
         rid = msg.message_id(inner)
         self._seen_receipt(rid)
+        if state == msg.RECEIPT_CONFIRMED:
+            # a confirmation implies reached: an unsent reached receipt of ours for this alert is dropped
+            self.outbox = [o for o in self.outbox if not (o[2] == aid and o[3] == 0 and o[0][1:9] == self.kid)]
         # batch window: wait a moment so receipts heading the same way share a frame
-        self.outbox.append([inner, rid, st["parent"], 0, now_ms + 500 + self._rand(1500), False])
+        # spread first sends: every node answers at once otherwise, and hidden terminals collide around the caller.
+        # "reached" has no deadline, so it spreads over a minute; a confirmation goes out within seconds.
+        if state == msg.RECEIPT_REACHED:
+            wait = 2000 + self._rand(58000)
+        else:
+            wait = 500 + self._rand(4500)
+        self.outbox.append([inner, rid, aid, 0, now_ms + wait, False, 0])
 
     def _on_receipt(self, m, inner, rid, hdr, now_ms):
         aid = m.f["alert"]
@@ -620,10 +740,12 @@ class Node:
             )
             if hdr is not None and hdr.dst == self.short:
                 self._rack_later(hdr.rly, rid)
+            self._take(rid)
             return
         if hdr is not None and hdr.dst == self.short and st is not None:
             # carry it one hop further toward the caller; acknowledgement comes from overhearing our parent
-            self.outbox.append([inner, rid, st["parent"], 0, now_ms + 300 + self._rand(700), False])
+            self._take(rid)
+            self.outbox.append([inner, rid, aid, 0, now_ms + 500 + self._rand(2500), False, 0])
         elif hdr is not None and hdr.dst == 0 and st is None:
             pass  # a flooded receipt: relayed by the normal flood rules
 
@@ -634,15 +756,23 @@ class Node:
             self.receipts_seen.pop(0)
         self.receipts_seen.append(rid)
 
+    def _take(self, rid):
+        if rid not in self.receipts_taken:
+            if len(self.receipts_taken) >= 96:
+                self.receipts_taken.pop(0)
+            self.receipts_taken.append(rid)
+
     def _awaiting_ack_from(self, short):
         for o in self.outbox:
-            if not o[5] and o[3] > 0 and o[2] == short:
+            if not o[5] and o[3] > 0 and o[6] == short:
                 return True
         return False
 
     def _rack_later(self, child, rid):
         if not child:
             return
+        if not self.rack_due:
+            self.rack_at = self.now_ms_hint + 1500 + self._rand(1500)
         lst = self.rack_due.get(child)
         if lst is None:
             lst = []
@@ -664,19 +794,40 @@ class Node:
 
     def _flush_receipts(self, now_ms):
         # explicit acknowledgements from the caller's node (it forwards nothing its children could overhear)
-        for child in list(self.rack_due):
-            ids = self.rack_due.pop(child)
-            for j in range(0, len(ids), 28):
-                inner = msg.encode_unsigned(msg.RACK, {"ids": b"".join(ids[j : j + 28])})
-                fr = self._gk().seal(inner, 0, self.short, child)
-                self._queue(fr, P_RECEIPT, msg.RACK, None, self._rand(300), now_ms)
-        self.outbox = [o for o in self.outbox if not o[5] and o[3] <= 5]
+        if self.rack_due and now_ms < self.rack_at:
+            pass
+        else:
+            self._send_racks(now_ms)
+        self._flush_outbox(now_ms)
+
+    def _send_racks(self, now_ms):
+        # one link-local broadcast acknowledges every child at once: the caller's radio is the bottleneck
+        ids = []
+        for child in self.rack_due:
+            for p in self.rack_due[child]:
+                if p not in ids:
+                    ids.append(p)
+        self.rack_due = {}
+        for j in range(0, len(ids), 28):
+            inner = msg.encode_unsigned(msg.RACK, {"ids": b"".join(ids[j : j + 28])})
+            fr = self._gk().seal(inner, 0, self.short, 0)
+            self._queue(fr, P_RECEIPT, msg.RACK, None, 0, now_ms)
+
+    def _flush_outbox(self, now_ms):
+        self.outbox = [o for o in self.outbox if not o[5] and o[3] <= _RECEIPT_TRIES]
         due = [o for o in self.outbox if o[4] <= now_ms]
         if not due:
             return
         by_parent = {}
         for o in due:
-            by_parent.setdefault(o[2] if o[3] < 4 else 0, []).append(o)
+            st = self.alerts.get(o[2])
+            parent = 0
+            if st is not None and o[3] < _RECEIPT_TRIES:
+                if o[6] and o[6] in st["cands"]:
+                    st["cands"][o[6]][2] += 1  # the last try through this neighbour went unacknowledged
+                parent = self._best_parent(st)
+            o[6] = parent
+            by_parent.setdefault(parent, []).append(o)
         for parent in by_parent:
             group = by_parent[parent]
             i = 0
@@ -688,7 +839,12 @@ class Node:
                     size += 1 + len(group[j][0])
                     batch.append(group[j])
                     j += 1
-                inner = batch[0][0] if len(batch) == 1 else msg.make_bundle([b[0] for b in batch])
+                if parent:
+                    inner = batch[0][0] if len(batch) == 1 else msg.make_bundle([b[0] for b in batch])
+                else:
+                    # the flood fallback is always a bundle: a frame of its own, not the tag every neighbour
+                    # already heard during the unicast tries (those would drop it as an echo)
+                    inner = msg.make_bundle([b[0] for b in batch])
                 if parent:
                     fr = self._gk().seal(inner, 0, self.short, parent)
                 else:
@@ -696,8 +852,9 @@ class Node:
                 self._queue(fr, P_RECEIPT, msg.RECEIPT, batch[0][1], 0, now_ms)
                 for b in batch:
                     b[3] += 1
-                    # implicit ack window grows with each attempt: exponential backoff
-                    b[4] = now_ms + (4000 << b[3]) + self._rand(2000)
+                    # implicit ack window grows with each attempt: exponential backoff with jitter
+                    back = 3000 << min(b[3], 3)
+                    b[4] = now_ms + back + self._rand(back)
                     if not parent:
                         b[5] = True
                 i = j
