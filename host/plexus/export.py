@@ -69,7 +69,7 @@ def describe(e: Entry, roster: pgroup.Roster) -> str:
         return "%s alert %s (%d hops)" % ("confirmed" if f["state"] == msg.RECEIPT_CONFIRMED else "reached",
                                          f["alert"].hex()[:12], f["hops"])
     if k == msg.MANDATE:
-        return "%s: %s, %s to %s" % (f["role"], ", ".join(_name(roster, h) for h in f["holders"]),
+        return "%s: %s, %s to %s" % (f["role"], ", ".join(sorted(_name(roster, h) for h in f["holders"])),
                                      fmt_time(f["start"]), fmt_time(f["end"]))
     if k == msg.RECALL:
         return "recall mandate %s: %s" % (f["mandate"].hex()[:12], f["reason"])
@@ -201,7 +201,7 @@ def _card(it: dict, roster: pgroup.Roster) -> str:
         body = '<div class="text">%s</div>' % _e(e.text or "")
     elif e.kind == msg.MANDATE:
         body = "<div><b>%s</b>: %s<br>%s &ndash; %s (%s)</div>" % (
-            _e(f["role"]), _e(", ".join(_name(roster, h) for h in f["holders"])), _e(fmt_time(f["start"])),
+            _e(f["role"]), _e(", ".join(sorted(_name(roster, h) for h in f["holders"]))), _e(fmt_time(f["start"])),
             _e(fmt_time(f["end"])), "election" if f["method"] == msg.METHOD_ELECTION else "lot")
     else:
         body = '<div class="text">%s</div>%s' % (_e(describe(e, roster)), _fields_table(j["fields"]))

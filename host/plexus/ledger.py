@@ -50,6 +50,7 @@ from plexwire import DecodeError, hostlink, msg
 from plexwire import group as pgroup
 
 from plexus import keys as keymod
+from plexus.client import LinkError, NodeError, plexus_time
 
 SCHEMA_VERSION = 1
 GENESIS = bytes(32)
@@ -583,6 +584,19 @@ class Ledger:
                                 (lo, hi)).fetchall()
         return [Entry(n, bytes(i), bytes(r), rc, s) for n, i, r, rc, s in rows if bytes(i).hex().startswith(p)]
 
+    def retry_rejects(self) -> IngestResult:
+        """Re-check refused records (after the roster changed, say); those that now pass join the chain."""
+        rows = self.con.execute("SELECT h, raw, source FROM rejects ORDER BY received, h").fetchall()
+        res = IngestResult()
+        if not rows:
+            return res
+        chk = self.checker()
+        good = [(bytes(h), bytes(raw), src) for h, raw, src in rows if not isinstance(chk.check(bytes(raw)), str)]
+        if good:
+            res = self.ingest([raw for _, raw, _ in good], use_pool=False)
+            self.con.executemany("DELETE FROM rejects WHERE h = ?", [(h,) for h, _, _ in good])
+        return res
+
     def rejects(self) -> list[dict]:
         return [{"reason": r, "raw": bytes(raw).hex(), "source": bytes(s).hex() if s else None, "received": t}
                 for raw, r, s, t in self.con.execute("SELECT raw, reason, source, received FROM rejects ORDER BY received")]
@@ -663,10 +677,11 @@ class SyncResult:
 
 
 def sync(client: Any, ledger: Ledger, limit: int = 64,
-         progress: Callable[[str, int, int | None], None] | None = None) -> SyncResult:
+         progress: Callable[[str, int, int | None], None] | None = None, set_time: bool = True) -> SyncResult:
     """Pull every record the node has that this ledger has not, resuming from the node's stored cursor.
 
     progress(event, done, total): event "start" (total = the node's stored count, if known) and "records".
+    With set_time the node's clock is set from the laptop's first (CONFIG time, SPEC s.6.2).
     """
     hello = client.hello()
     try:
@@ -679,6 +694,12 @@ def sync(client: Any, ledger: Ledger, limit: int = 64,
         raise LedgerError("node %s is in group %s, this ledger is for %s (%s)"
                           % (hello.get("name", "?"), gid.hex(), roster.group_id.hex(), roster.name))
     out = SyncResult(node_key, str(hello.get("name", "")))
+    if set_time:
+        try:
+            client.config(time=plexus_time())
+        except (NodeError, LinkError):
+            pass  # an old clock is not a reason to stop a sync
+    ledger.retry_rejects()
     cur = ledger.cursor(node_key)
     total = None
     try:
