@@ -71,7 +71,8 @@ def test_single_frame_bulletin_budget():
 
 def test_long_bulletin_vector_reassembles():
     hdr = next(c for c in CASES if c["name"] == "bulletin-long-header")
-    frags = sorted((c for c in CASES if c["kind"] == "fragment"), key=lambda c: c["fields"]["index"])
+    frags = sorted((c for c in CASES if c["kind"] == "fragment" and c["fields"]["bulletin"] == hdr["id"]),
+                   key=lambda c: c["fields"]["index"])
     h = msg.decode(bytes.fromhex(hdr["inner"]))
     assert len(frags) == h.f["nfrag"]
     text = b"".join(bytes.fromhex(c["fields"]["data"]) for c in frags)
@@ -81,6 +82,22 @@ def test_long_bulletin_vector_reassembles():
         assert c["fields"]["bulletin"] == hdr["id"]
         assert msg.fragment_hash(bytes.fromhex(c["fields"]["data"])) == h.f["frag_hashes"][6 * i: 6 * i + 6]
     assert not msg.check_long_text(h, text[:-1] + b"!")
+
+
+def test_texts_between_one_frame_and_two_fragments_are_sendable():
+    """155..214 bytes: too long for a BULLETIN, a BULLETIN_LONG with one fragment."""
+    for n in (155, 190, 214, 215, 428, 429):
+        text = b"a" * n
+        chunks, f = msg.split_text(text)
+        assert len(chunks) == -(-n // msg.FRAG_DATA) and b"".join(chunks) == text
+        f["flags"] = 0
+        msg.encode_unsigned(msg.BULLETIN_LONG, f, author=bytes(8), time=1)
+    with pytest.raises(ValueError):
+        msg.split_text(b"a" * 154)
+    one = next(c for c in CASES if c["name"] == "bulletin-long-one-fragment")
+    frag = next(c for c in CASES if c["name"] == "fragment-of-one")
+    assert frag["fields"]["bulletin"] == one["id"]
+    assert bytes.fromhex(frag["fields"]["data"]).hex() == one["text_hex"]
 
 
 def test_long_bulletin_capacity_4kb():

@@ -81,6 +81,12 @@ def cases() -> list[tuple[str, bytes, dict]]:
     ]
     for i, c in enumerate(chunks):
         out.append(("fragment-%d" % i, msg.fragment(lid, i, c), {}))
+    mid_text = ("Decision on the repair fund, full text: " * 5).encode()[:190]  # 155..214 bytes: one fragment
+    mchunks, mhdr = msg.split_text(mid_text)
+    mhdr["flags"] = msg.BULLETIN_DECISION
+    mh = signed(msg.BULLETIN_LONG, "carol", T + 90, mhdr)
+    out.append(("bulletin-long-one-fragment", mh, {"text_hex": mid_text.hex()}))
+    out.append(("fragment-of-one", msg.fragment(msg.message_id(mh), 0, mchunks[0]), {}))
     out += [
         ("consent", signed(msg.CONSENT, "carol", T + 200, {"target": msg.message_id(b1), "stance": msg.STANCE_CONSENT}), {}),
         ("alert-drill", alert, {}),

@@ -387,6 +387,9 @@ class Node:
     def receive_frame(self, data, rssi, snr, now_ms):
         self.now_ms_hint = now_ms
         self.counters["rx"] += 1
+        if len(data) >= frame.MIN_FRAME and data[0] >> 4 != 1:
+            self._drop("version")
+            return
         try:
             hdr = frame.parse_header(data)
         except DecodeError:
@@ -424,8 +427,10 @@ class Node:
         """Validate and act on one inner message. Returns (ok, reason or msg id)."""
         try:
             m = msg.decode(inner)
+        except msg.UnknownKind:
+            return self._unknown_kind(inner, hdr, fr, snr, now_ms)
         except DecodeError:
-            self._drop("malformed" if inner and inner[0] in msg.SCHEMAS else "unknown_kind")
+            self._drop("malformed")
             return False, "malformed"
         mid = msg.message_id(inner)
         k = m.kind
@@ -501,6 +506,48 @@ class Node:
             return False, "text does not match its signed digest"
         self._accept(m, inner, mid, hdr, fr, snr, now_ms, extra)
         return True, mid
+
+    def _unknown_kind(self, inner, hdr, fr, snr, now_ms):
+        """SPEC.md section 11: a newer kind is verified, stored and relayed (signed), or relayed opaque
+        (unsigned flooded); never shown. Link-local and reserved kinds are dropped."""
+        k = inner[0]
+        mid = msg.message_id(inner) if msg.is_signed(k) else None
+        if msg.is_signed(k):
+            try:
+                m = msg.decode_unknown_signed(inner)
+            except DecodeError:
+                self._drop("malformed")
+                return False, "malformed"
+            if self.store.has(mid):
+                self._drop("duplicate")
+                return False, "duplicate"
+            e = self.roster.get(m.author)
+            if e is None or e.revoked:
+                self._drop("unknown_author")
+                return False, "unknown author"
+            if not self._verify(e.pub, m, mid):
+                self._drop("bad_signature")
+                return False, "bad signature"
+            self.store.add(mid, k, hostlink.pack_record(inner), m.time)
+            self.last_store_ms = now_ms
+            if fr is not None and hdr is not None:
+                self._schedule_relay(fr, hdr, m, mid, snr, now_ms)
+            self.counters["unknown_relayed"] = self.counters.get("unknown_relayed", 0) + 1
+            return True, mid
+        if 0x80 <= k < 0xA0 and fr is not None and hdr is not None and hdr.dst == 0:
+            oid = msg.message_id(inner)
+            if oid in self.bundles_seen:
+                self._drop("duplicate")
+                return False, "duplicate"
+            self.bundles_seen.append(oid)
+            if len(self.bundles_seen) > 32:
+                self.bundles_seen.pop(0)
+            m = msg.Msg(k, None, 0, {}, None, inner)
+            self._schedule_relay(fr, hdr, m, oid, snr, now_ms)
+            self.counters["unknown_relayed"] = self.counters.get("unknown_relayed", 0) + 1
+            return True, oid
+        self._drop("unknown_kind")
+        return False, "unknown kind"
 
     def _verify(self, pub, m, mid):
         # the cache key covers the signature too: the id alone excludes it, and a copy with a bad

@@ -29,7 +29,9 @@ SIGNED_HEAD = const(13)  # kind + author + time
 FRAG_DATA = const(214)  # MAX_INNER - (kind + bulletin id + index)
 MAX_FRAGS = const(22)
 MAX_LONG_TEXT = const(4608)
-MAX_STORED = const(4800)  # largest record: a long bulletin header plus its text
+MAX_SHORT_TEXT = const(154)  # MAX_INNER - SIGNED_HEAD - flags - SIG_LEN: a plain BULLETIN's text
+MAX_STORED = const(4840)  # largest record: 1 + a 22-fragment header (229) + 4608 bytes of text
+MAX_DIGEST_RANGES = const(16)
 
 # ---- kinds ----
 BULLETIN = const(0x01)
@@ -185,7 +187,8 @@ class Msg:
 
     @property
     def name(self):
-        return SCHEMAS[self.kind][0]
+        s = SCHEMAS.get(self.kind)
+        return s[0] if s is not None else "unknown"
 
     def signed_part(self):
         """The bytes the signature covers (without the domain prefix): everything but the signature."""
@@ -269,9 +272,10 @@ def _check_fields(kind, f, body_len):
         if f["flags"] & ~BULLETIN_DECISION:
             raise DecodeError("reserved flags")
         n = f["nfrag"]
-        if n < 2 or n > MAX_FRAGS or len(f["frag_hashes"]) != 6 * n:
+        if n < 1 or n > MAX_FRAGS or len(f["frag_hashes"]) != 6 * n:
             raise DecodeError("bad fragment count")
-        if not ((n - 1) * FRAG_DATA < f["total"] <= n * FRAG_DATA) or f["total"] > MAX_LONG_TEXT:
+        t = f["total"]
+        if not ((n - 1) * FRAG_DATA < t <= n * FRAG_DATA) or t <= MAX_SHORT_TEXT or t > MAX_LONG_TEXT:
             raise DecodeError("bad total length")
     elif kind == CONSENT:
         if not 1 <= f["stance"] <= 3:
@@ -295,8 +299,8 @@ def _check_fields(kind, f, body_len):
         if not ROSTER_ADD_MEMBER <= f["op"] <= ROSTER_UPDATE:
             raise DecodeError("bad roster op")
     elif kind == REKEY:
-        if not f["wrapped"]:
-            raise DecodeError("empty rekey")
+        if not f["wrapped"] or f["epoch"] > 15:
+            raise DecodeError("bad rekey")
     elif kind == FRAGMENT:
         if f["index"] >= MAX_FRAGS or not f["data"] or len(f["data"]) > FRAG_DATA:
             raise DecodeError("bad fragment")
@@ -311,11 +315,15 @@ def _check_fields(kind, f, body_len):
                 raise DecodeError("bad bundle item")
             off += 1 + ln
     elif kind == DIGEST:
-        if not f["ranges"]:
-            raise DecodeError("empty digest")
+        if not f["ranges"] or len(f["ranges"]) > 12 * MAX_DIGEST_RANGES:
+            raise DecodeError("bad digest ranges")
     elif kind == REQUEST or kind == RACK:
         if not f["ids"]:
             raise DecodeError("empty id list")
+
+
+class UnknownKind(DecodeError):
+    """A kind this version does not know (SPEC.md section 11 says what a node does with it)."""
 
 
 def decode(data, max_len=MAX_INNER):
@@ -325,7 +333,7 @@ def decode(data, max_len=MAX_INNER):
         raise DecodeError("bad length")
     kind = data[0]
     if kind not in SCHEMAS:
-        raise DecodeError("unknown kind")
+        raise UnknownKind("unknown kind")
     if is_signed(kind):
         if n < SIGNED_HEAD + SIG_LEN:
             raise DecodeError("truncated")
@@ -340,6 +348,17 @@ def decode(data, max_len=MAX_INNER):
     _decode_body(kind, data, 1, n, f)
     _check_fields(kind, f, n - 1)
     return Msg(kind, None, 0, f, None, bytes(data))
+
+
+def decode_unknown_signed(data):
+    """The common layout of a signed kind this node does not know: author, time and signature, body opaque.
+
+    Enough to verify, store and relay it (SPEC.md section 11); never shown."""
+    n = len(data)
+    if n < SIGNED_HEAD + SIG_LEN or n > MAX_INNER or not is_signed(data[0]):
+        raise DecodeError("not a signed layout")
+    return Msg(data[0], bytes(data[1:9]), _u(data, 9, 4), {"body": bytes(data[SIGNED_HEAD : n - SIG_LEN])},
+               bytes(data[n - SIG_LEN :]), bytes(data))
 
 
 def _encode_body(kind, f, out):
@@ -511,7 +530,7 @@ def split_text(text_bytes):
     if n <= 0 or n > MAX_LONG_TEXT:
         raise ValueError("long bulletin text is 1..%d bytes" % MAX_LONG_TEXT)
     chunks = [bytes(text_bytes[i : i + FRAG_DATA]) for i in range(0, n, FRAG_DATA)]
-    if len(chunks) < 2:
+    if n <= MAX_SHORT_TEXT:
         raise ValueError("text fits one frame: use a plain bulletin")
     hashes = b"".join(fragment_hash(c) for c in chunks)
     return chunks, {"total": n, "nfrag": len(chunks), "digest": text_digest(text_bytes), "frag_hashes": hashes}
