@@ -495,7 +495,7 @@ class Node:
         if e.revoked:
             self._drop("revoked")
             return False, "revoked key"
-        if not from_host and not self.limiter.allow(m.author, now_ms):
+        if not self.limiter.allow(m.author, now_ms):  # also for the host link: a spammer's laptop gets no more airtime
             self._drop("rate_limited")
             return False, "rate limited"
         if not self._verify(e.pub, m, mid):
@@ -573,7 +573,7 @@ class Node:
             self.store.add(mid, k, hostlink.pack_record(inner, extra), m.time)
             self.last_store_ms = now_ms
         self.counters["accepted"] += 1
-        hops = hdr.hops if hdr is not None else 0
+        hops = hdr.hops + 1 if hdr is not None else 0  # transmissions it took to reach us
         ev = {"id": mid, "kind": m.name, "origin": m.author, "hops": hops, "t": now_ms}
         if k == msg.BULLETIN or k == msg.ALERT:
             ev["text"] = m.f["text"]
@@ -654,7 +654,7 @@ class Node:
             del self.reasm[bid]
             if msg.check_long_text(h, text):
                 self.store.add(bid, msg.BULLETIN_LONG, hostlink.pack_record(r[0], text), h.time)
-                ev = {"id": bid, "kind": "bulletin", "origin": h.author, "hops": hdr.hops if hdr else 0, "t": now_ms}
+                ev = {"id": bid, "kind": "bulletin", "origin": h.author, "hops": hdr.hops + 1 if hdr else 0, "t": now_ms}
                 ev["text"] = text.decode("utf-8")
                 self.events.append(("message", ev))
                 if self.sync is not None:

@@ -1,0 +1,282 @@
+"""The node core, driven by hand on a virtual clock over explicit links (tests/corekit.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from corekit import CRYPTO, Mesh, seed_of
+
+from plexwire import frame, hostlink, msg
+
+
+def post_as_member(mesh: Mesh, i: int, text: str, member: str = "alice", t: int | None = None, kind=msg.BULLETIN, fields=None):
+    """Sign on the 'laptop' with a member key and POST over the host link, as `plexus post` does."""
+    s = mesh.member_seeds[member]
+    kid = msg.key_id(CRYPTO.public_key(s))
+    f = fields if fields is not None else {"flags": 0, "text": text}
+    u = msg.encode_unsigned(kind, f, kid, mesh.nodes[i].now_s(mesh.now) if t is None else t)
+    inner = msg.finish(u, CRYPTO.sign(s, msg.signing_bytes(mesh.nodes[i].group_id, u)))
+    reply = host(mesh, i, hostlink.POST, hostlink.pack_record(inner))
+    return inner, reply
+
+
+def host(mesh: Mesh, i: int, op: int, body: bytes = b""):
+    mesh.nodes[i].host_request(hostlink.encode(op, 7, body), mesh.now)
+    mesh.drain(i)
+    lines = [e[2] for e in mesh.events[i] if e[1] == "host"]
+    rop, req, rbody = hostlink.decode_line(lines[-1].rstrip(b"\n"))
+    assert req == 7
+    return rop, rbody
+
+
+def test_bulletin_crosses_ten_hops():
+    m = Mesh(11)
+    mid = m.nodes[0].post_bulletin("General assembly Thursday 19:00, courtyard", m.now)
+    m.run(120)
+    assert m.delivered(mid) == list(range(11))
+    # each node on a line transmits it exactly once; nobody relays what it already relayed
+    carrying = [s for s in m.sent if msg.message_id(m.nodes[0]._gk().open(s[2])) == mid]
+    assert len(carrying) == 11
+    ev = [e for e in m.events[10] if e[1] == "message"]
+    assert ev[0][2]["text"].startswith("General assembly") and ev[0][2]["hops"] == 10
+
+
+def test_validation_gate_counts_every_drop_reason():
+    m = Mesh(2)
+    n1 = m.nodes[1]
+    gk = m.nodes[0]._gk()
+    good = m.nodes[0]._sign(msg.BULLETIN, {"flags": 0, "text": "hello"}, m.now)
+    # an outsider: another group key -> one HMAC, no signature work
+    n1.receive_frame(frame.GroupKey(bytes(32), 0).seal(good, 3), -80, 5, m.now)
+    # garbage and a wrong version
+    n1.receive_frame(b"\x00" * 10, -80, 5, m.now)
+    bad_version = bytearray(gk.seal(good, 3))
+    bad_version[0] = 0x20 | (bad_version[0] & 0x0F)
+    n1.receive_frame(bytes(bad_version), -80, 5, m.now)
+    # a flipped ciphertext bit fails the tag
+    flipped = bytearray(gk.seal(good, 3))
+    flipped[20] ^= 1
+    n1.receive_frame(bytes(flipped), -80, 5, m.now)
+    # an insider forging another author's signature
+    forged = good[:-64] + bytes(64)
+    n1.receive_frame(gk.seal(forged, 3), -80, 5, m.now)
+    # an unknown author (not in the roster), correctly signed by its own key
+    stranger = seed_of("stranger")
+    u = msg.encode_unsigned(msg.BULLETIN, {"flags": 0, "text": "x"}, msg.key_id(CRYPTO.public_key(stranger)), 1)
+    n1.receive_frame(gk.seal(msg.finish(u, CRYPTO.sign(stranger, msg.signing_bytes(n1.group_id, u))), 3), -80, 5, m.now)
+    verified_before = n1.counters["verified"]
+    n1.receive_frame(gk.seal(good, 3), -80, 5, m.now)  # the real one
+    n1.receive_frame(gk.seal(good, 3), -80, 5, m.now)  # its echo: dropped by the tag ring, no verify
+    d = n1.status()["drops"]
+    assert d["foreign"] == 1 and d["malformed"] == 1 and d["version"] == 1 and d["bad_tag"] == 1
+    assert d["bad_signature"] == 1 and d["unknown_author"] == 1 and d["duplicate"] == 1
+    assert n1.counters["verified"] == verified_before + 1
+    assert n1.store.count == 1
+    # nothing forged was queued for relay
+    assert [p.mid for p in n1.pending] == [msg.message_id(good)]
+
+
+def test_replayed_frame_is_not_relayed_again_and_old_messages_are_not_reflooded():
+    m = Mesh(3)
+    mid = m.nodes[0].post_bulletin("rent strike vote", m.now)
+    m.run(60)
+    assert m.delivered(mid) == [0, 1, 2]
+    first = [s for s in m.sent if s[1] == 0][0][2]
+    sent_before = len(m.sent)
+    m.nodes[1].receive_frame(first, -80, 5, m.now + 1)  # a replay of the original frame
+    m.run(60)
+    assert len(m.sent) == sent_before
+    # a message signed three days ago, never seen: stored (it is valid) but not flooded onward
+    old_t = m.nodes[1].now_s(m.now) - 3 * 86400
+    inner, _ = post_as_member(m, 0, "minutes from last week", t=old_t)
+    m.run(1)
+    fr = m.nodes[0]._gk().seal(inner, 5, 1, 0)
+    m.nodes[1].receive_frame(fr, -80, 5, m.now)
+    m.run(60)
+    assert m.nodes[1].store.has(msg.message_id(inner))
+    assert m.nodes[1].status()["drops"].get("old_not_relayed") == 1
+
+
+def test_partition_heals_through_anti_entropy():
+    links = [(0, 1), (1, 2), (2, 3), (3, 4)]
+    m = Mesh(5, links, beacon_s=120)
+    m.run(30)
+    # cut the middle link, post on each side
+    del m.links[(2, 3)]
+    del m.links[(3, 2)]
+    left = m.nodes[0].post_bulletin("left side", m.now)
+    right = m.nodes[4].post_bulletin("right side", m.now)
+    m.run(120)
+    assert m.delivered(left) == [0, 1, 2] and m.delivered(right) == [3, 4]
+    m.links[(2, 3)] = m.links[(3, 2)] = 0.0
+    m.run(900)  # a few beacon periods
+    assert m.delivered(left) == [0, 1, 2, 3, 4]
+    assert m.delivered(right) == [0, 1, 2, 3, 4]
+
+
+def test_courier_round_trip_carries_both_ways():
+    # clusters A = {0,1,2} and B = {3,4,5}; node 6 is carried from A to B and back
+    a = [(0, 1), (1, 2), (0, 2)]
+    b = [(3, 4), (4, 5), (3, 5)]
+    m = Mesh(7, a + b + [(6, 0)], beacon_s=120)
+    m.run(10)
+    ma = m.nodes[1].post_bulletin("A: food bank moves to the church hall", m.now)
+    mb = m.nodes[4].post_bulletin("B: eviction watch rota is full", m.now)
+    m.run(600)
+    assert 6 in m.delivered(ma) and 6 not in m.delivered(mb)
+    # walk to B
+    del m.links[(6, 0)]
+    del m.links[(0, 6)]
+    m.links[(6, 3)] = m.links[(3, 6)] = 0.0
+    m.run(900)
+    assert m.delivered(ma) == [0, 1, 2, 3, 4, 5, 6]
+    assert 6 in m.delivered(mb)
+    # and back to A
+    del m.links[(6, 3)]
+    del m.links[(3, 6)]
+    m.links[(6, 2)] = m.links[(2, 6)] = 0.0
+    m.run(900)
+    assert m.delivered(mb) == [0, 1, 2, 3, 4, 5, 6]
+
+
+def test_flooding_member_cannot_starve_the_others():
+    m = Mesh(3, cfg={"rate_per_hour": 60, "burst": 10}, beacon_s=120)
+    replies = [post_as_member(m, 0, "spam %d" % k)[1] for k in range(40)]
+    refused = [json.loads(b)["error"] for op, b in replies if op == hostlink.ERROR]
+    assert len(refused) == 30 and set(refused) == {"rate limited"}
+    quiet = m.nodes[0].post_bulletin("the real decision", m.now)
+    m.run(900)
+    assert 2 in m.delivered(quiet)
+    spam_at_2 = sum(1 for e in m.events[2] if e[1] == "message" and e[2].get("text", "").startswith("spam"))
+    assert 1 <= spam_at_2 <= 10
+    # a neighbour relaying for the spammer is throttled the same way, per author
+    inner, _ = post_as_member(m, 1, "one more")
+    assert m.nodes[1].status()["drops"].get("rate_limited", 0) == 0
+
+
+def test_long_bulletin_with_a_lost_fragment_is_completed_by_sync():
+    m = Mesh(3, beacon_s=120)
+    m.run(10)
+    text = ("Statement of the tenants' union on the rent increase. " * 30)[:1500]
+    mid = m.nodes[0].post_bulletin(text, m.now)
+    # lose the fourth fragment on the first hop
+    m.drop_next.add((0, 1))
+    m.run(1)
+    seen = 0
+    while seen < 4:
+        m.step_to(m.now + 100)
+        seen = len([s for s in m.sent if s[1] == 0])
+    m.drop_next.add((0, 1))
+    m.run(1200)
+    assert m.delivered(mid) == [0, 1, 2]
+    got = [e for e in m.events[2] if e[1] == "message" and e[2]["id"] == mid]
+    assert got and got[0][2]["text"] == text
+
+
+def test_drill_receipts_come_back_to_the_caller():
+    m = Mesh(5)
+    aid = m.nodes[0].start_drill("DRILL: press your button", m.now)
+    m.run(90)
+    reached = {r["name"]: r for r in m.nodes[0].tally_json(aid)["receipts"]}
+    assert set(reached) == {"n1", "n2", "n3", "n4"}
+    assert all(r["state"] == "reached" for r in reached.values())
+    assert reached["n3"]["hops"] == 3
+    for i in (2, 4):
+        assert m.nodes[i].confirm_alert(aid, m.now)
+    m.run(120)
+    t = {r["name"]: r["state"] for r in m.nodes[0].tally_json(aid)["receipts"]}
+    assert t == {"n1": "reached", "n2": "confirmed", "n3": "reached", "n4": "confirmed"}
+    alerts = [e for e in m.events[4] if e[1] == "alert"]
+    assert len(alerts) == 1 and alerts[0][2]["real"] is False
+
+
+def test_receipt_path_survives_a_lossy_link():
+    m = Mesh(4)
+    aid = m.nodes[0].start_drill("drill", m.now)
+    m.run(8)
+    assert m.kinds(3, "alert")
+    m.links[(2, 3)] = m.links[(3, 2)] = 0.5  # every receipt and ack crossing this hop now risks loss
+    m.run(400)
+    assert {r["name"] for r in m.nodes[0].tally_json(aid)["receipts"]} == {"n1", "n2", "n3"}
+
+
+def test_unknown_signed_kind_is_verified_stored_and_relayed_but_not_shown():
+    m = Mesh(3)
+    n0 = m.nodes[0]
+    u = bytes([0x33]) + n0.kid + n0.now_s(m.now).to_bytes(4, "big") + b"a future kind's body"
+    inner = u + CRYPTO.sign(n0.seed, msg.signing_bytes(n0.group_id, u))
+    m.nodes[1].receive_frame(n0._gk().seal(inner, 5, n0.short), -80, 5, m.now)
+    m.run(30)
+    mid = msg.message_id(inner)
+    assert m.delivered(mid) == [0, 1, 2]
+    assert not [e for e in m.events[2] if e[1] == "message"]
+    # the same with a bad signature goes nowhere
+    m.nodes[1].receive_frame(n0._gk().seal(u + b"!" + bytes(64), 5, n0.short), -80, 5, m.now)
+    assert m.nodes[1].status()["drops"]["bad_signature"] == 1
+
+
+def test_host_link_post_status_sync_and_config():
+    m = Mesh(2)
+    op, body = host(m, 0, hostlink.HELLO)
+    hello = json.loads(body)
+    assert op == hostlink.HELLO | hostlink.REPLY and hello["protocol"] == 1 and hello["name"] == "n0"
+    inner, (op, body) = post_as_member(m, 0, "posted from the laptop")
+    assert op == hostlink.POST | hostlink.REPLY and json.loads(body)["id"] == msg.message_id(inner).hex()
+    # posting it again is refused with a reason, not a crash
+    _, (op, body) = post_as_member(m, 0, "posted from the laptop", t=msg.decode(inner).time)
+    assert op == hostlink.ERROR and "duplicate" in json.loads(body)["error"]
+    # a forged record is refused
+    other, _ = post_as_member(m, 1, "a different text")
+    bad = hostlink.pack_record(other[:-1] + bytes([other[-1] ^ 1]))
+    op, body = host(m, 0, hostlink.POST, bad)
+    assert op == hostlink.ERROR and "signature" in json.loads(body)["error"]
+    for k in range(5):
+        m.nodes[0].post_bulletin("local %d" % k, m.now)
+    cursor, got = 0, []
+    while True:
+        op, body = host(m, 0, hostlink.SYNC, hostlink.pack_sync_request(cursor, 2))
+        nxt, more, recs = hostlink.unpack_sync_reply(body)
+        got += recs
+        cursor = nxt
+        if not more:
+            break
+    assert len(got) == 6 and [s for s, _ in got] == sorted(s for s, _ in got)
+    assert hostlink.unpack_record(got[0][1])[0] == inner
+    op, body = host(m, 0, hostlink.CONFIG, json.dumps({"time": 95_000_000}).encode())
+    assert json.loads(body)["time"] == 95_000_000
+    op, body = host(m, 0, hostlink.STATUS)
+    st = json.loads(body)
+    assert st["stored"] == 6 and "drops" in st and st["time"] == 95_000_000
+    m.nodes[0].host_request(b"~garbage\n", m.now)
+    assert m.nodes[0].status()["drops"]["host_garbage"] == 1
+
+
+def test_duty_cycle_budget_is_never_exceeded():
+    # the EU 1 % sub-band: 36 s of airtime per rolling hour
+    m = Mesh(2, cfg={"region": "EU_868_1", "rate_per_hour": 10_000, "burst": 1000})
+    for k in range(60):
+        m.nodes[0].post_bulletin("notice %02d " % k + "x" * 120, m.now)
+    m.run(7200)
+    air = [(t, m.nodes[0].airtime(len(fr))) for t, i, fr in m.sent if i == 0]
+    # class 2 (bulletins) may use 85 % of the 36 s budget: 15 frames of 1.95 s per rolling hour
+    assert 28 <= len(air) <= 32
+    for t0, _ in air:
+        window = sum(a for t, a in air if t0 <= t < t0 + 3_600_000)
+        assert window <= 36_000_000
+    assert m.delivered(msg.message_id(m.nodes[0]._gk().open(m.sent[0][2]))) == [0, 1]
+
+
+@pytest.mark.parametrize("router", ["managed", "flood"])
+def test_baseline_routers_deliver_on_a_short_line(router):
+    m = Mesh(4, router=router)
+    mid = m.nodes[0].post_bulletin("baseline", m.now)
+    m.run(60)
+    assert m.delivered(mid) == [0, 1, 2, 3]
+
+
+def test_managed_router_stops_at_hop_limit_three():
+    m = Mesh(7, router="managed")
+    mid = m.nodes[0].post_bulletin("too far for meshtastic", m.now)
+    m.run(120)
+    assert m.delivered(mid) == [0, 1, 2, 3, 4]
