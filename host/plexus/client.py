@@ -34,6 +34,29 @@ class NodeError(ValueError):
     """The node answered with an ERROR frame; str() is its reason."""
 
 
+def _open_port(url: str, baudrate: int) -> Any:
+    """Open like mpremote does: DTR and RTS asserted together on open (no auto-reset on ESP32 boards), an
+    exclusive lock on POSIX; on Windows a CP210x gets both lines cleared before open and raised after, so its
+    driver's staggered assertion cannot pulse EN."""
+    import serial
+
+    ser = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05, do_not_open=True,
+                                exclusive=True if os.name == "posix" and not url.startswith(("loop://", "socket://", "rfc2217://")) else None)
+    if os.name == "nt":
+        from serial.tools import list_ports
+
+        info = list(list_ports.grep(url))
+        if info and getattr(info[0], "vid", None) == 0x10C4:
+            ser.dtr = False
+            ser.rts = False
+            ser.open()
+            ser.dtr = True
+            ser.rts = True
+            return ser
+    ser.open()
+    return ser
+
+
 class HostLinkClient:
     def __init__(self, port_or_serial: Any, timeout: float = 2.0, baudrate: int = DEFAULT_BAUD, retries: int = 2,
                  max_log: int = 200):
@@ -43,7 +66,7 @@ class HostLinkClient:
             import serial  # pyserial
 
             try:
-                self.ser = serial.serial_for_url(port_or_serial, baudrate=baudrate, timeout=0.05)
+                self.ser = _open_port(port_or_serial, baudrate)
             except (serial.SerialException, OSError, ValueError) as e:
                 raise LinkError("cannot open %s: %s" % (port_or_serial, e)) from None
             self._own = True

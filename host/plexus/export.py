@@ -156,8 +156,8 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None) -> dict:
             items.append(it)
         sections.append({"key": key, "title": SECTION_TITLES.get(key, key.replace("_", " ").capitalize()), "items": items})
     reports: dict[str, list[dict]] = {}
-    for r in ledger.reports():
-        reports.setdefault(r["kind"], []).append(r)
+    for rep in ledger.reports():
+        reports.setdefault(rep["kind"], []).append(rep)
     n, head = ledger.head()
     return {"group": roster.name, "group_id": roster.group_id.hex(), "quorum": roster.quorum,
             "members": [m.name for m in roster.members()], "sections": sections, "reports": reports,

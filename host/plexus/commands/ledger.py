@@ -122,7 +122,7 @@ def _verify(args: argparse.Namespace) -> int:
     elif res.ok:
         print("ledger OK: %d records, every signature and chain link checks; head %s" % (res.count, res.head_hash.hex()))
     else:
-        print("ledger BAD: record %d: %s" % (res.first_bad, res.reason))
+        print("ledger BAD: record %s: %s" % (res.first_bad, res.reason))
     return 0 if res.ok else 1
 
 
