@@ -246,8 +246,11 @@ def test_sync_is_resumable_and_idempotent(led, node, group):
         assert len(syncs) == 1
         for r in recs[60:]:
             node.add(r)
-        r3 = ledger.sync(c, led)
+        events = []
+        r3 = ledger.sync(c, led, progress=lambda *a: events.append(a))
         assert (r3.fetched, r3.inserted, r3.cursor) == (40, 40, 100)
+        assert events[0] == ("start", 60, 100) and events[-1] == ("records", 100, 100)
+        assert [e[1] for e in events] == sorted(e[1] for e in events)
     assert led.count() == 100 and led.head()[1] == chain(recs) and led.verify().ok
 
 

@@ -432,6 +432,11 @@ class Ledger:
         r = self.con.execute("SELECT cursor FROM cursors WHERE node = ?", (bytes(node_key),)).fetchone()
         return r[0] if r else 0
 
+    def received_from(self, node_key: bytes) -> int:
+        """How many records SYNC has brought from this node so far (new, duplicate or refused)."""
+        r = self.con.execute("SELECT received FROM cursors WHERE node = ?", (bytes(node_key),)).fetchone()
+        return r[0] if r else 0
+
     def cursors(self) -> list[dict]:
         return [{"node": bytes(n).hex(), "cursor": c, "received": k, "updated": u}
                 for n, c, k, u in self.con.execute("SELECT node, cursor, received, updated FROM cursors")]
@@ -501,7 +506,7 @@ class Ledger:
                 con.execute(
                     "INSERT INTO cursors(node, cursor, received, updated) VALUES (?,?,?,?) "
                     "ON CONFLICT(node) DO UPDATE SET cursor = excluded.cursor, received = received + excluded.received, "
-                    "updated = excluded.updated", (src, cursor, res.inserted, now))
+                    "updated = excluded.updated", (src, cursor, len(raws), now))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -680,7 +685,8 @@ def sync(client: Any, ledger: Ledger, limit: int = 64,
          progress: Callable[[str, int, int | None], None] | None = None, set_time: bool = True) -> SyncResult:
     """Pull every record the node has that this ledger has not, resuming from the node's stored cursor.
 
-    progress(event, done, total): event "start" (total = the node's stored count, if known) and "records".
+    progress(event, done, total): event "start" then "records" after each round; done counts every record this
+    ledger has received from the node, total is the node's stored count (if STATUS tells it).
     With set_time the node's clock is set from the laptop's first (CONFIG time, SPEC s.6.2).
     """
     hello = client.hello()
@@ -706,8 +712,9 @@ def sync(client: Any, ledger: Ledger, limit: int = 64,
         total = int(client.status().get("stored"))
     except Exception:
         total = None
+    base = ledger.received_from(node_key)
     if progress is not None:
-        progress("start", 0, total)
+        progress("start", base, total)
     while True:
         nxt, more, recs = client.sync(cur, limit)
         out.rounds += 1
@@ -731,7 +738,7 @@ def sync(client: Any, ledger: Ledger, limit: int = 64,
         out.rejected += [reason for _, reason in r.rejected]
         cur = nxt
         if progress is not None:
-            progress("records", out.fetched, total)
+            progress("records", base + out.fetched, total)
         if not more or not recs:
             break
     out.cursor = cur

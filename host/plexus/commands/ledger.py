@@ -55,7 +55,7 @@ def _sync(args: argparse.Namespace) -> int:
 
             def cb(event: str, done: int, total: int | None) -> None:
                 if event == "start":
-                    task.append(prog.add_task("sync", total=total))
+                    task.append(prog.add_task("sync", total=max(total or 0, done) or None, completed=done))
                 else:
                     prog.update(task[0], completed=done, total=max(total or 0, done) or None)
 
