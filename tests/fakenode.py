@@ -34,6 +34,7 @@ class FakeNode:
         self.ids: set[bytes] = set()
         self.requests: list[tuple[int, int]] = []  # (op, req_id) as received
         self.mute = 0  # ignore this many further requests (to exercise client retries)
+        self.config: dict = {}  # what CONFIG requests set
         self.checker = ledgermod.Checker(ledgermod.roster_pubs(roster), roster.group_id)
         for r in records:
             self.add(r)
@@ -151,7 +152,8 @@ class FakeNode:
             self.add(body)
             return op | R, json.dumps({"id": res[0].hex(), "accepted": True}).encode()
         if op == hostlink.CONFIG:
-            return op | R, json.dumps({"name": self.name, "time": 0}).encode()
+            self.config.update(json.loads(body) if body else {})
+            return op | R, json.dumps({"name": self.name, "time": self.config.get("time", 0)}).encode()
         if op == hostlink.CONFIRM:
             return op | R, b'{"ok": true}'
         if op == hostlink.TALLY:

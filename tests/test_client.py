@@ -175,6 +175,7 @@ def test_cli_post_and_consent_reach_the_node(cli_home, node, group, monkeypatch,
     assert m.author == ks["ana"].kid and m.f["text"] == "Rent strike vote on Sunday" and m.f["flags"] == 1
     assert res["id"] == msg.message_id(inner).hex()
     assert abs(m.time - clientmod.plexus_time()) < 5
+    assert abs(node.config["time"] - clientmod.plexus_time()) < 5  # the node's clock was set on connecting
     long_text = "Long minutes. " * 40
     rc, out, err = run_cli(["post", long_text, "--port", node.port, "--as", "ben"], monkeypatch, capsys)
     assert rc == 0, err

@@ -60,7 +60,17 @@ def user_errors() -> Iterator[None]:
         raise UserError("the node refused: %s" % e, code=4) from None
 
 
-def open_client(args: argparse.Namespace) -> Any:
-    from plexus.client import HostLinkClient
+def open_client(args: argparse.Namespace, set_time: bool = False) -> Any:
+    """Connect to the node; with set_time, set its clock from the laptop's (SPEC s.6.2: on every connection)."""
+    from plexus.client import HostLinkClient, NodeError, plexus_time
 
-    return HostLinkClient(args.port, timeout=args.timeout, baudrate=args.baud)
+    c = HostLinkClient(args.port, timeout=args.timeout, baudrate=args.baud)
+    if set_time:
+        try:
+            c.config(time=plexus_time())
+        except NodeError:
+            pass
+        except BaseException:
+            c.close()
+            raise
+    return c

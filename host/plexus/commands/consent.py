@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         roster = groupcfg.load_roster(args.group)
         key = groupcfg.member_key(roster, args.keystore, args.as_member)
         rec = clientmod.consent_record(key, roster.group_id, target, args.stance)
-        with open_client(args) as c:
+        with open_client(args, set_time=True) as c:
             reply = c.post(rec)
     rid = clientmod.record_id(rec)
     if args.json:

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
             rec = clientmod.bulletin_record(key, roster.group_id, args.text, args.decision)
         except clientmod.RecordError as e:
             raise UserError(str(e)) from None
-        with open_client(args) as c:
+        with open_client(args, set_time=True) as c:
             reply = c.post(rec)
     rid = clientmod.record_id(rec)
     if args.json:
