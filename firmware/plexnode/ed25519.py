@@ -242,7 +242,7 @@ class KeyTable:
 def _wnaf(k, out, neg, mk=None):
     """Write the wNAF digits of 0 <= k < 2^256 into bytearray out (len >= 260, zeroed), negated
     if neg; return the index of the highest digit + 1. With mk (bytearray(32)), also mark each
-    digit's chunk: mk[i % 32] |= 1 << (i // 32)."""
+    digit's chunk: mk[i % 32] |= 1 << (i // 32); then k < 2^255 (digits at positions <= 255)."""
     kb = k.to_bytes(32, "little")
     acc = 0
     have = 0  # bits of kb loaded into acc
@@ -280,7 +280,7 @@ def _wnaf(k, out, neg, mk=None):
 
 
 def _chunked(k, dg, mk, neg):
-    # wNAF of k (< 2^256) into dg (len 264, zeroed), chunk masks into mk (len 32, zeroed)
+    # wNAF of k (< 2^255) into dg (len 264, zeroed), chunk masks into mk (len 32, zeroed)
     _wnaf(k, dg, neg, mk)
 
 
@@ -410,7 +410,7 @@ def _base():
 
 
 def _fixed_base(k):
-    # [k]B as extended (X, Y, Z) for 0 <= k < 2^256
+    # [k]B as extended (X, Y, Z) for 0 <= k < 2^255
     dg = bytearray(264)
     mk = bytearray(32)
     _chunked(k, dg, mk, False)
@@ -472,14 +472,19 @@ def _halfsize(k):
         t0, t1 = t1, t0 - q * t1
     if t1 & 1:
         return r1, t1
-    # t1 even: the neighbours t0 and t0 - q * t1 are odd (consecutive t's are coprime)
-    if r1:
-        q = r0 // r1
-        c2 = r0 - q * r1
-        d2 = t0 - q * t1
-        if abs(d2) < r0:
-            return c2, d2
-    return r0, t0
+    # t1 even: t0 is odd (consecutive t's are coprime), and so are t0 -+ t1 and t0 - q t1;
+    # take the shortest of those vectors
+    best = (r0, t0)
+    size = r0 if r0 > abs(t0) else abs(t0)
+    q = r0 // r1 if r1 else 0
+    for c, d in ((r0 - r1, t0 - t1), (r0 + r1, t0 + t1), (r0 - q * r1, t0 - q * t1)):
+        m = abs(d)
+        if abs(c) > m:
+            m = abs(c)
+        if m < size:
+            best = (c, d)
+            size = m
+    return best
 
 
 def verify(public, message, signature, table=None):
@@ -504,7 +509,7 @@ def _verify(public, message, signature, table):
     h.update(public)
     h.update(message)
     k = int.from_bytes(h.digest(), "little") % _L
-    if table is not None and table.public == public:
+    if table is not None and getattr(table, "public", None) == public and isinstance(table, KeyTable):
         # roster key: Q = [s]B - [k]A, compared with R through its canonical encoding
         dgb = bytearray(264)
         mkb = bytearray(32)
