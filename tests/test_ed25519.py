@@ -175,11 +175,11 @@ def test_constants():
 
 
 def test_base_table_constant_is_the_computed_table():
-    assert len(ed25519._BASE_TABLE) == 8 * 8 * 96
+    assert len(ed25519._BASE_TABLE) == 16 * 8 * 96
     assert ed25519._BASE_TABLE == ed25519._chunk_table(ed25519._BX, ed25519._BY)
-    # spot-check entries against the reference: entry (chunk j, odd m) is m * 2^(32 j) * B
-    for j, m in ((0, 1), (0, 15), (3, 7), (7, 9)):
-        x, y = affine(smul(m << (32 * j), BASE))
+    # spot-check entries against the reference: entry (chunk j, odd m) is m * 2^(16 j) * B
+    for j, m in ((0, 1), (0, 15), (3, 7), (7, 9), (15, 13)):
+        x, y = affine(smul(m << (16 * j), BASE))
         o = (j * 8 + (m >> 1)) * 96
         tb = ed25519._BASE_TABLE
         assert int.from_bytes(tb[o : o + 32], "little") == (y + x) % P
@@ -187,24 +187,40 @@ def test_base_table_constant_is_the_computed_table():
         assert int.from_bytes(tb[o + 64 : o + 96], "little") == 2 * ed25519._D * x * y % P
 
 
-@given(st.integers(min_value=0, max_value=2**256 - 1))
-def test_wnaf_recoding(k):
+@given(st.integers(min_value=0, max_value=2**256 - 1), st.booleans())
+def test_wnaf_recoding(k, neg):
     out = bytearray(264)
-    mk = bytearray(32)
-    top = ed25519._wnaf(k, out, False, mk if k < 2**255 else None)
+    top = ed25519._wnaf(k, out, neg)
     digits = [(v - 16) if v else 0 for v in out]
-    assert sum(d << i for i, d in enumerate(digits)) == k
+    assert sum(d << i for i, d in enumerate(digits)) == (-k if neg else k)
     nz = [i for i, d in enumerate(digits) if d]
     assert all(d % 2 == 1 and -15 <= d <= 15 for d in digits if d)
     assert all(b - a >= 5 for a, b in zip(nz, nz[1:]))  # width-5 NAF: at least 4 zeros between digits
     assert top == (nz[-1] + 1 if nz else 0) and top <= 257
-    if k < 2**255:
-        assert top <= 256
-        for i in range(256):
-            assert (mk[i & 31] >> (i >> 5) & 1) == (digits[i] != 0)
-    neg_out = bytearray(264)
-    ed25519._wnaf(k, neg_out, True)
-    assert sum(((v - 16) if v else 0) << i for i, v in enumerate(neg_out)) == -k
+
+
+@given(st.integers(min_value=0, max_value=2**255 - 1), st.booleans())
+def test_wnaf_chunk_layout(k, neg):
+    plain = bytearray(264)
+    ed25519._wnaf(k, plain, neg)
+    out = bytearray(264)
+    mk = [0] * 16
+    top = ed25519._wnaf(k, out, neg, mk)
+    assert top <= 256
+    total = 0
+    for i in range(256):
+        marked = mk[i & 15] >> (i >> 4) & 1
+        assert marked == (plain[i] != 0)
+        if marked:
+            c = out[i]
+            idx = c >> 1
+            assert idx >> 3 == i >> 4  # the entry belongs to chunk i // 16
+            d = 2 * (idx & 7) + 1
+            if c & 1:
+                d = -d
+            assert d == plain[i] - 16
+            total += d << i
+    assert total == (-k if neg else k)
 
 
 @given(st.integers(min_value=0, max_value=L - 1))
@@ -458,7 +474,7 @@ def test_small_order_public_key_and_r():
 def test_key_table_format_and_checks(good):
     seed, pub, msg, sig, table = good
     raw = ed25519.make_key_table(pub)
-    assert len(raw) == ed25519.KEY_TABLE_SIZE == 6180
+    assert len(raw) == ed25519.KEY_TABLE_SIZE == 12324
     assert raw[:4] == ed25519.KEY_TABLE_MAGIC and raw[4:36] == pub
     assert raw[36:] == ed25519._chunk_table(*ed25519._decode(pub))
     for buf in (raw, bytearray(raw), memoryview(raw)):

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Laptop-side generator of Ed25519 precomputed tables for the node (firmware/plexnode/ed25519.py).
 
-Roster keys are known at provisioning, so each gets a per-key table (6180 bytes: magic, the public
-key, 8 chunks x 8 odd multiples of A in affine (y+x, y-x, 2dxy)) that goes to the node's flash; the
+Roster keys are known at provisioning, so each gets a per-key table (12324 bytes: magic, the public
+key, 16 chunks x 8 odd multiples of A in affine (y+x, y-x, 2dxy)) that goes to the node's flash; the
 node passes ``ed25519.KeyTable(buf)`` as ``verify(..., table=...)`` and verifies about twice as fast.
 
   ed25519_tables.py KEYHEX [KEYHEX ...] -o DIR   write DIR/<keyhex>.edt for each 32-byte public key
