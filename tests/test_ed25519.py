@@ -187,40 +187,43 @@ def test_base_table_constant_is_the_computed_table():
         assert int.from_bytes(tb[o + 64 : o + 96], "little") == 2 * ed25519._D * x * y % P
 
 
-@given(st.integers(min_value=0, max_value=2**256 - 1), st.booleans())
-def test_wnaf_recoding(k, neg):
-    out = bytearray(264)
-    top = ed25519._wnaf(k, out, neg)
-    digits = [(v - 16) if v else 0 for v in out]
-    assert sum(d << i for i, d in enumerate(digits)) == (-k if neg else k)
-    nz = [i for i, d in enumerate(digits) if d]
-    assert all(d % 2 == 1 and -15 <= d <= 15 for d in digits if d)
+def _digits(ev, chunked, want_tag):
+    """Decode _wnaf's event lists back to {bit position: signed digit}."""
+    out = {}
+    for slot, codes in enumerate(ev):
+        for c in codes:
+            assert c >> 1 & 1 == want_tag >> 1  # the table bit
+            e = c >> 2
+            if chunked:
+                i = (e >> 3) * 16 + slot
+                e &= 7
+            else:
+                i = slot
+            assert i not in out
+            out[i] = -(2 * e + 1) if c & 1 else 2 * e + 1
+    return out
+
+
+@given(st.integers(min_value=0, max_value=2**256 - 1), st.sampled_from((0, 1, 2, 3)))
+def test_wnaf_recoding(k, tag):
+    ev = ed25519._events(264)
+    top = ed25519._wnaf(k, ev, tag, False)
+    digits = _digits(ev, False, tag)
+    assert sum(d << i for i, d in digits.items()) == (-k if tag & 1 else k)
+    nz = sorted(digits)
+    assert all(d % 2 == 1 and -15 <= d <= 15 for d in digits.values())
     assert all(b - a >= 5 for a, b in zip(nz, nz[1:]))  # width-5 NAF: at least 4 zeros between digits
     assert top == (nz[-1] + 1 if nz else 0) and top <= 257
 
 
-@given(st.integers(min_value=0, max_value=2**255 - 1), st.booleans())
-def test_wnaf_chunk_layout(k, neg):
-    plain = bytearray(264)
-    ed25519._wnaf(k, plain, neg)
-    out = bytearray(264)
-    mk = [0] * 16
-    top = ed25519._wnaf(k, out, neg, mk)
+@given(st.integers(min_value=0, max_value=2**255 - 1), st.sampled_from((0, 1, 2, 3)))
+def test_wnaf_chunk_layout(k, tag):
+    plain = ed25519._events(264)
+    ed25519._wnaf(k, plain, tag, False)
+    ev = ed25519._events(16)
+    top = ed25519._wnaf(k, ev, tag, True)
     assert top <= 256
-    total = 0
-    for i in range(256):
-        marked = mk[i & 15] >> (i >> 4) & 1
-        assert marked == (plain[i] != 0)
-        if marked:
-            c = out[i]
-            idx = c >> 1
-            assert idx >> 3 == i >> 4  # the entry belongs to chunk i // 16
-            d = 2 * (idx & 7) + 1
-            if c & 1:
-                d = -d
-            assert d == plain[i] - 16
-            total += d << i
-    assert total == (-k if neg else k)
+    assert _digits(ev, True, tag) == _digits(plain, False, tag)
 
 
 @given(st.integers(min_value=0, max_value=L - 1))

@@ -163,11 +163,10 @@ def _pdbl(p1):
     a = X * X % P
     b = Y * Y % P
     h = a + b
-    g = a - b
+    g = b - a
     f = Z * Z % P
-    f = g + f + f
-    e = X + Y
-    e = h - e * e % P
+    f = f + f - g
+    e = X * (Y + Y) % P
     return (e * f % P, g * h % P, f * g % P, e * h % P)
 
 
@@ -258,12 +257,13 @@ def _tzs():
 _TZ = _tzs()
 
 
-def _wnaf(k, out, neg, mk=None):
-    """Width-5 NAF of 0 <= k < 2^256 (digits odd in [-15, 15], at least 4 zeros between them),
-    negated if neg, into the zeroed bytearray out (len >= 264); returns the highest position + 1.
-    Without mk: out[i] = 16 + digit. With mk (a list of 16 zeros; then k < 2^255): the 16-chunk
-    layout, out[i] = (table index << 1) | negative with table index = 8 * (i // 16) + (|digit| - 1) / 2,
-    and mk[i % 16] |= 1 << (i // 16) marks the chunks that have a digit at position i % 16."""
+def _wnaf(k, ev, tag, chunked):
+    """Width-5 NAF of k (digits odd in [-15, 15], at least 4 zeros between two of them) as events
+    for _multi: a digit d at bit i appends code = (e << 2) | tag | (d < 0) to ev[i % 16] with
+    e = 8 * (i // 16) + (|d| - 1) / 2 if chunked (the 16-chunk table layout; needs 0 <= k < 2^255),
+    else to ev[i] with e = (|d| - 1) / 2 (0 <= k < 2^256). tag: 0 or 1 (digits as they are) or
+    2 or 3 (table 2, 3). Bit 0 of tag set means "negate": the events then sum to -k. Returns the
+    highest digit position + 1."""
     kb = k.to_bytes(32, "little")
     tz = _TZ
     acc = kb[0] + (kb[1] << 8)
@@ -280,15 +280,16 @@ def _wnaf(k, out, neg, mk=None):
         else:
             d = acc & 31
             if d > 16:
-                d -= 32
-            acc -= d
-            if neg:
-                d = -d
-            if mk is None:
-                out[i] = 16 + d
+                acc += 32 - d
+                # negative digit d - 32: |d - 32| = 32 - d, (|d| - 1) / 2 << 2 = (31 - d) << 1
+                c = ((31 - d) << 1) + (tag ^ 1)
             else:
-                out[i] = (i & 240) + d - 1 if d > 0 else (i & 240) - d
-                mk[i & 15] |= 1 << (i >> 4)
+                acc -= d
+                c = ((d - 1) << 1) + tag
+            if chunked:
+                ev[i & 15].append(c + ((i >> 4) << 5))
+            else:
+                ev[i].append(c)
             top = i + 1
             acc >>= 5
             have -= 5
@@ -302,20 +303,19 @@ def _wnaf(k, out, neg, mk=None):
                 return top
 
 
-def _chunked(k, dg, mk, neg):
-    # wNAF of k (< 2^255) into dg (len 264, zeroed) in the 16-chunk layout, masks into mk (16 zeros)
-    _wnaf(k, dg, neg, mk)
+def _events(n):
+    return [[] for _ in range(n)]
 
 
 # ---------------------------------------------------------------------------------------------
 # The interleaved multi-scalar loop.
 
-def _multi(top, cterms, pterms):
-    """Sum of the terms as extended (X, Y, Z). cterms: [(digits, masks, table memoryview)] for
-    16-chunk affine tables (positions 0..15 of each chunk); pterms: [(digits, list of projective
-    (Y+X, Y-X, 2Z, 2dT))] indexed by bit position 0..top."""
+def _multi(top, cev, ctabs, pev, ptabs):
+    """Sum of all events as extended (X, Y, Z), bit positions top..0 (Straus: shared doublings).
+    cev: 16 lists of codes for 16-chunk affine tables, ctabs[tag >> 1] their buffers (entries of
+    96 bytes: y+x, y-x, 2dxy); pev: lists (len > top) of codes for projective tables, ptabs[tag >> 1]
+    lists of (Y+X, Y-X, 2Z, 2dT)."""
     P = _P
-    lowbit = _LOWBIT
     fb = int.from_bytes
     M256 = _M256
     X = 0
@@ -323,76 +323,67 @@ def _multi(top, cterms, pterms):
     Z = 1
     E = 0
     H = 1  # T = E * H
-    started = False
     for pos in range(top, -1, -1):
-        if started:
-            # doubling (a = -1), T left as E * H
+        if pos != top:
+            # doubling (a = -1; dbl-2008-hwcd scaled by -1, with (X+Y)^2 - X^2 - Y^2 = 2XY):
+            # E = 2XY, G = Y^2 - X^2, F = 2Z^2 - G, H = X^2 + Y^2; T left as E * H
             A = X * X % P
             B = Y * Y % P
             H = A + B
-            G = A - B
+            G = B - A
             F = Z * Z % P
-            F = G + F + F
-            E = X + Y
-            E = H - E * E % P
+            F = F + F - G
+            E = X * (Y + Y) % P
             X = E * F % P
             Y = G * H % P
             Z = F * G % P
         if pos < 16:
-            for dg, mk, tb in cterms:
-                m = mk[pos]
-                while m:
-                    j = m & 255
-                    j = lowbit[j] if j else 8 + lowbit[m >> 8]
-                    m &= m - 1
-                    c = dg[(j << 4) + pos]
-                    o = (c >> 1) * 96
-                    t2 = fb(tb[o:o + 96], "little")
-                    if c & 1:
-                        ym = t2 & M256
-                        yp = (t2 >> 256) & M256
-                    else:
-                        yp = t2 & M256
-                        ym = (t2 >> 256) & M256
-                    C = E * H * (t2 >> 512) % P
-                    A = (Y - X) * ym % P
-                    B = (Y + X) * yp % P
-                    Dz = Z + Z
-                    E = B - A
-                    H = B + A
-                    if c & 1 == 0:
-                        F = Dz - C
-                        G = Dz + C
-                    else:
-                        F = Dz + C
-                        G = Dz - C
-                    X = E * F % P
-                    Y = G * H % P
-                    Z = F * G % P
-                    started = True
-        for dg, tab in pterms:
-            v = dg[pos]
-            if v:
-                if v > 16:
-                    yp, ym, z2, t2 = tab[(v - 17) >> 1]
+            for c in cev[pos]:
+                tb = ctabs[c >> 1 & 1]
+                o = (c >> 2) * 96
+                t2 = fb(tb[o:o + 96], "little")
+                if c & 1:
+                    ym = t2 & M256
+                    yp = (t2 >> 256) & M256
                 else:
-                    ym, yp, z2, t2 = tab[(15 - v) >> 1]
+                    yp = t2 & M256
+                    ym = (t2 >> 256) & M256
+                C = E * H * (t2 >> 512) % P
+                A = (Y - X) * ym % P
+                B = (Y + X) * yp % P
+                Dz = Z + Z
+                E = B - A
+                H = B + A
+                if c & 1:
+                    F = Dz + C
+                    G = Dz - C
+                else:
+                    F = Dz - C
+                    G = Dz + C
+                X = E * F % P
+                Y = G * H % P
+                Z = F * G % P
+        if pev is not None:
+            for c in pev[pos]:
+                if c & 1:
+                    ym, yp, z2, t2 = ptabs[c >> 1 & 1][c >> 2]
+                else:
+                    yp, ym, z2, t2 = ptabs[c >> 1 & 1][c >> 2]
                 C = E * H * t2 % P
                 A = (Y - X) * ym % P
                 B = (Y + X) * yp % P
                 Dz = Z * z2 % P
                 E = B - A
                 H = B + A
-                if v > 16:
-                    F = Dz - C
-                    G = Dz + C
-                else:
+                if c & 1:
                     F = Dz + C
                     G = Dz - C
+                else:
+                    F = Dz - C
+                    G = Dz + C
                 X = E * F % P
                 Y = G * H % P
                 Z = F * G % P
-                started = True
     return X, Y, Z
 
 
@@ -405,7 +396,7 @@ def _ptable(x, y):
     ym2 = Y2 - X2
     z22 = Z2 + Z2
     t22 = T2 * _D2 % P
-    tab = [((y + x) % P, (y - x) % P, 2, _D2 * x % P * y % P)]
+    tab = [(y + x, y - x, 2, _D2 * x % P * y % P)]
     X, Y, Z, T = p1
     for _ in range(7):
         a = (Y - X) * ym2 % P
@@ -420,7 +411,7 @@ def _ptable(x, y):
         Y = g * h % P
         Z = f * g % P
         T = e * h % P
-        tab.append(((Y + X) % P, (Y - X) % P, (Z + Z) % P, T * _D2 % P))
+        tab.append((Y + X, Y - X, Z + Z, T * _D2 % P))
     return tab
 
 
@@ -436,10 +427,9 @@ def _base():
 
 def _fixed_base(k):
     # [k]B as extended (X, Y, Z) for 0 <= k < 2^255
-    dg = bytearray(264)
-    mk = [0] * 16
-    _chunked(k, dg, mk, False)
-    return _multi(15, [(dg, mk, _base())], [])
+    ev = _events(16)
+    _wnaf(k, ev, 0, True)
+    return _multi(15, ev, (_base(),), None, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,13 +526,10 @@ def _verify(public, message, signature, table):
     k = int.from_bytes(h.digest(), "little") % _L
     if table is not None and getattr(table, "public", None) == public and isinstance(table, KeyTable):
         # roster key: Q = [s]B - [k]A, compared with R through its canonical encoding
-        dgb = bytearray(264)
-        mkb = [0] * 16
-        _chunked(s, dgb, mkb, False)
-        dga = bytearray(264)
-        mka = [0] * 16
-        _chunked(k, dga, mka, True)
-        X, Y, Z = _multi(15, [(dgb, mkb, _base()), (dga, mka, table.table)], [])
+        ev = _events(16)
+        _wnaf(s, ev, 0, True)
+        _wnaf(k, ev, 3, True)  # table 1, negated
+        X, Y, Z = _multi(15, ev, (_base(), table.table), None, None)
         if Z % P == 0:
             return False
         zi = _inv(Z)
@@ -558,20 +545,18 @@ def _verify(public, message, signature, table):
         c = -c
         d = -d
     # Q = [d s mod L]B - [c]A - [d]R must be the identity
-    dgb = bytearray(264)
-    mkb = [0] * 16
-    _chunked(d * s % _L, dgb, mkb, False)
-    dga = bytearray(264)
+    cev = _events(16)
+    _wnaf(d * s % _L, cev, 0, True)
+    pev = _events(264 if d >> 137 or abs(c) >> 137 else 140)  # c, d are ~128 bits
     if c < 0:
-        ta = _wnaf(-c, dga, False)
+        ta = _wnaf(-c, pev, 0, False)  # table 0 (A), + |c|
     else:
-        ta = _wnaf(c, dga, True)
-    dgr = bytearray(264)
-    tr = _wnaf(d, dgr, True)
+        ta = _wnaf(c, pev, 1, False)  # table 0 (A), negated
+    tr = _wnaf(d, pev, 3, False)  # table 1 (R), negated
     top = ta if ta > tr else tr
     if top < 16:
         top = 16
-    X, Y, Z = _multi(top - 1, [(dgb, mkb, _base())], [(dga, _ptable(pa[0], pa[1])), (dgr, _ptable(pr[0], pr[1]))])
+    X, Y, Z = _multi(top - 1, cev, (_base(),), pev, (_ptable(pa[0], pa[1]), _ptable(pr[0], pr[1])))
     return X % P == 0 and (Y - Z) % P == 0
 
 
