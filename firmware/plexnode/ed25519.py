@@ -11,8 +11,9 @@
 #   * len(public) == 32 and len(signature) == 64, else False;
 #   * S < L, else False (no malleability);
 #   * A and R must be canonical encodings (y < p; no "negative zero" x) of points on the curve;
-#   * accept iff [S]B == R + [k]A exactly (the cofactorless equation, as RFC 8032 section 5.1.7
-#     permits and as ref10 / OpenSSL / libsodium check it), k = SHA-512(R || A || M) mod L.
+#   * accept iff [S]B == R + [k]A exactly (the cofactorless equation, which RFC 8032 section 5.1.7
+#     permits and ref10 / OpenSSL check), k = SHA-512(R || A || M) mod L. Small-order A or R are
+#     not rejected as such (libsodium does that on top); the verdict is the equation's.
 #
 # Speed (MicroPython big integers are heap objects, so the number of Python-level operations is
 # what costs; see BENCHMARKS.md):
@@ -52,18 +53,6 @@ KEY_TABLE_SIZE = 4 + 32 + _CHUNKS * _ENTRIES * _ENTRY  # 12324 bytes
 _INV2 = (_P + 1) // 2
 
 
-def _lowbits():
-    # index of the lowest set bit of each byte value (for walking the per-position chunk masks)
-    b = bytearray(256)
-    for i in range(1, 256):
-        n = 0
-        while not (i >> n) & 1:
-            n += 1
-        b[i] = n
-    return bytes(b)
-
-
-_LOWBIT = _lowbits()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,11 +235,14 @@ class KeyTable:
 # Scalar recoding: width-5 NAF, digits odd in [-15, 15], stored as digit + 16 (0 = no digit).
 
 def _tzs():
-    # trailing zero bits of each byte value (8 for 0)
+    # trailing zero bits of each byte value (8 for 0), for skipping zeros in the recoding
     b = bytearray(256)
     b[0] = 8
     for i in range(1, 256):
-        b[i] = _LOWBIT[i]
+        n = 0
+        while not (i >> n) & 1:
+            n += 1
+        b[i] = n
     return bytes(b)
 
 

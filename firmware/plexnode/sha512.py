@@ -8,7 +8,8 @@
 #  - bits above 64 are left in place (carries only move upwards) and masked once per new word;
 #  - Maj(a, b, c) = ((a ^ b) & (b ^ c)) ^ b, and b ^ c is the previous round's a ^ b;
 #  - sixteen rounds are unrolled per loop pass with renamed variables (no tuple shuffling), and
-#    the 16-word message schedule window and the round constants live in local variables.
+#    the 16-word message schedule window and the round constants live in local variables;
+#  - sigma0 of 16 schedule words is computed at once on the words packed in one 1024-bit integer.
 # Constants are the FIPS 180-4 section 4.2.3 / 5.3.5 values.
 
 import struct
@@ -45,6 +46,24 @@ _IV = (
 )
 
 _K16 = tuple(_K[i:i + 16] for i in range(0, 80, 16))
+
+
+def _lanes(bits):
+    # a 1024-bit mask with the given bit positions set in each of the 16 64-bit lanes
+    m = 0
+    for b in bits:
+        m |= 1 << b
+    r = 0
+    for _ in range(16):
+        r = (r << 64) | m
+    return r
+
+
+_HI1 = _lanes([63])
+_LO63 = _lanes(range(63))
+_HI8 = _lanes(range(56, 64))
+_LO56 = _lanes(range(56))
+_LO57 = _lanes(range(57))
 
 
 def _compress(st, buf, off):
@@ -171,55 +190,44 @@ def _compress(st, buf, off):
         a = x + ((u >> 28) ^ (u >> 34) ^ (u >> 39)) + ((bc & y) ^ c) & M
         if j == 4:
             break
-        # message schedule: the next 16 words, in place
-        u = w1 * C
+        # message schedule, the next 16 words in place. sigma0 of w0..w15 at once: the 16 words packed
+        # in one 1024-bit integer, rotated lane-wise with masks (bitwise only, so lanes do not mix)
+        x = int.from_bytes(struct.pack(">16Q", w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, w12, w13, w14, w15), "big")
+        x = ((x >> 1) & _LO63 | (x << 63) & _HI1) ^ ((x >> 8) & _LO56 | (x << 56) & _HI8) ^ ((x >> 7) & _LO57)
+        s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, s12, s13, s14, s15 = struct.unpack(">16Q", x.to_bytes(128, "big"))
         v = w14 * C
-        w0 = ((v >> 19) ^ (v >> 61) ^ (w14 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w1 >> 7)) + w9 + w0 & M
-        u = w2 * C
+        w0 = ((v >> 19) ^ (v >> 61) ^ (w14 >> 6)) + w9 + s1 + w0 & M
         v = w15 * C
-        w1 = ((v >> 19) ^ (v >> 61) ^ (w15 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w2 >> 7)) + w10 + w1 & M
-        u = w3 * C
+        w1 = ((v >> 19) ^ (v >> 61) ^ (w15 >> 6)) + w10 + s2 + w1 & M
         v = w0 * C
-        w2 = ((v >> 19) ^ (v >> 61) ^ (w0 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w3 >> 7)) + w11 + w2 & M
-        u = w4 * C
+        w2 = ((v >> 19) ^ (v >> 61) ^ (w0 >> 6)) + w11 + s3 + w2 & M
         v = w1 * C
-        w3 = ((v >> 19) ^ (v >> 61) ^ (w1 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w4 >> 7)) + w12 + w3 & M
-        u = w5 * C
+        w3 = ((v >> 19) ^ (v >> 61) ^ (w1 >> 6)) + w12 + s4 + w3 & M
         v = w2 * C
-        w4 = ((v >> 19) ^ (v >> 61) ^ (w2 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w5 >> 7)) + w13 + w4 & M
-        u = w6 * C
+        w4 = ((v >> 19) ^ (v >> 61) ^ (w2 >> 6)) + w13 + s5 + w4 & M
         v = w3 * C
-        w5 = ((v >> 19) ^ (v >> 61) ^ (w3 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w6 >> 7)) + w14 + w5 & M
-        u = w7 * C
+        w5 = ((v >> 19) ^ (v >> 61) ^ (w3 >> 6)) + w14 + s6 + w5 & M
         v = w4 * C
-        w6 = ((v >> 19) ^ (v >> 61) ^ (w4 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w7 >> 7)) + w15 + w6 & M
-        u = w8 * C
+        w6 = ((v >> 19) ^ (v >> 61) ^ (w4 >> 6)) + w15 + s7 + w6 & M
         v = w5 * C
-        w7 = ((v >> 19) ^ (v >> 61) ^ (w5 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w8 >> 7)) + w0 + w7 & M
-        u = w9 * C
+        w7 = ((v >> 19) ^ (v >> 61) ^ (w5 >> 6)) + w0 + s8 + w7 & M
         v = w6 * C
-        w8 = ((v >> 19) ^ (v >> 61) ^ (w6 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w9 >> 7)) + w1 + w8 & M
-        u = w10 * C
+        w8 = ((v >> 19) ^ (v >> 61) ^ (w6 >> 6)) + w1 + s9 + w8 & M
         v = w7 * C
-        w9 = ((v >> 19) ^ (v >> 61) ^ (w7 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w10 >> 7)) + w2 + w9 & M
-        u = w11 * C
+        w9 = ((v >> 19) ^ (v >> 61) ^ (w7 >> 6)) + w2 + s10 + w9 & M
         v = w8 * C
-        w10 = ((v >> 19) ^ (v >> 61) ^ (w8 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w11 >> 7)) + w3 + w10 & M
-        u = w12 * C
+        w10 = ((v >> 19) ^ (v >> 61) ^ (w8 >> 6)) + w3 + s11 + w10 & M
         v = w9 * C
-        w11 = ((v >> 19) ^ (v >> 61) ^ (w9 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w12 >> 7)) + w4 + w11 & M
-        u = w13 * C
+        w11 = ((v >> 19) ^ (v >> 61) ^ (w9 >> 6)) + w4 + s12 + w11 & M
         v = w10 * C
-        w12 = ((v >> 19) ^ (v >> 61) ^ (w10 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w13 >> 7)) + w5 + w12 & M
-        u = w14 * C
+        w12 = ((v >> 19) ^ (v >> 61) ^ (w10 >> 6)) + w5 + s13 + w12 & M
         v = w11 * C
-        w13 = ((v >> 19) ^ (v >> 61) ^ (w11 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w14 >> 7)) + w6 + w13 & M
-        u = w15 * C
+        w13 = ((v >> 19) ^ (v >> 61) ^ (w11 >> 6)) + w6 + s14 + w13 & M
         v = w12 * C
-        w14 = ((v >> 19) ^ (v >> 61) ^ (w12 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w15 >> 7)) + w7 + w14 & M
-        u = w0 * C
+        w14 = ((v >> 19) ^ (v >> 61) ^ (w12 >> 6)) + w7 + s15 + w14 & M
         v = w13 * C
-        w15 = ((v >> 19) ^ (v >> 61) ^ (w13 >> 6)) + ((u >> 1) ^ (u >> 8) ^ (w0 >> 7)) + w8 + w15 & M
+        u = w0 * C
+        w15 = ((v >> 19) ^ (v >> 61) ^ (w13 >> 6)) + w8 + ((u >> 1) ^ (u >> 8) ^ (w0 >> 7)) + w15 & M
     st[0] = st[0] + a & M
     st[1] = st[1] + b & M
     st[2] = st[2] + c & M
