@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         out["verify_inline_100k"] = bench_verify(doc, 100_000, 1)
         cpus = os.cpu_count() or 1
         out["projection_idle_cores"] = {
-            "verify_1m_s": round(n_verify * out["verify_inline_100k"]["cpu_us_per_record"] / 1e6 / cpus, 1)}
+            "verify_1m_s": round(1_000_000 * out["verify_inline_100k"]["cpu_us_per_record"] / 1e6 / cpus, 1)}
         if "ingest_inline" in out:
             ii, ip = out["ingest_inline"], out["ingest_pool"]
             # in-process CPU per record covers verification and the main side; with the pool the main side
