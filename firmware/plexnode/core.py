@@ -44,7 +44,7 @@ _SNR_MIN = const(-20)
 _SNR_MAX = const(10)
 _MAX_PENDING = const(48)
 _REASM_MAX = const(4)
-_RECEIPT_TRIES = const(6)  # unicast tries toward the caller before a receipt is flooded
+_RECEIPT_TRIES = const(8)  # unicast tries toward the caller (through alternate parents) before giving up
 _REASM_TIMEOUT_MS = const(600000)
 
 
@@ -95,6 +95,9 @@ class Node:
             self.hop_limit = cfg.get("hop_limit", 3)
         else:
             self.hop_limit = cfg.get("hop_limit", 15)
+        # counter-based suppression: a pending rebroadcast is dropped once this many copies were heard
+        # (0: by density, 2 among six or more usable neighbours, else 3)
+        self.suppress_cfg = cfg.get("suppress", 0)
         self.duty = DutyCycle(cfg.get("region", "EU_868"), cfg.get("cap_permille"))
         self.limiter = RateLimiter(32, cfg.get("rate_per_hour", 240), cfg.get("burst", 40))
         self.clock_base = 0
@@ -117,6 +120,7 @@ class Node:
         self.reasm = {}  # long bulletin id -> [header inner, chunks list, deadline]
         self.sync = None
         self.clock_votes = {}
+        self.beacons_sent = 0
         self.receipts_seen = []
         self.receipts_taken = []
         self.bundles_seen = []
@@ -195,7 +199,10 @@ class Node:
             e[1] = (e[1] * 3 + snr) / 4
 
     def neighbours(self, now_ms):
-        return [s for s in self.nbr if now_ms - self.nbr[s][0] < _NBR_FRESH_MS]
+        """Fresh neighbours over usable links (smoothed SNR at least 2 dB above the demodulation floor):
+        the set relay pruning must cover, and the list a beacon advertises."""
+        floor = self.snr_good - 3
+        return [s for s in self.nbr if now_ms - self.nbr[s][0] < _NBR_FRESH_MS and self.nbr[s][1] >= floor]
 
     # ------------------------------------------------------------------ sans-I/O API
 
@@ -228,7 +235,12 @@ class Node:
 
     def handle_timer(self, now_ms):
         if self.next_beacon is not None and now_ms >= self.next_beacon:
-            self.next_beacon = now_ms + self.beacon_ms - self.beacon_ms // 10 + self._rand(self.beacon_ms // 5)
+            self.beacons_sent += 1
+            if self.beacons_sent == 1:
+                # the first beacon goes out before we have heard anyone: advertise again once we know our neighbours
+                self.next_beacon = now_ms + 20000 + self._rand(20000)
+            else:
+                self.next_beacon = now_ms + self.beacon_ms - self.beacon_ms // 10 + self._rand(self.beacon_ms // 5)
             self._send_beacon(now_ms)
         self._flush_receipts(now_ms)
         if self.sync is not None:
@@ -313,8 +325,9 @@ class Node:
             if self.nbr[s][2] is not None:
                 known = True
                 break
+        need = self._suppress(now_ms)
         if not known:
-            return len(tx.heard) >= 3
+            return len(tx.heard) >= need
         covered = set()
         for s in tx.heard:
             covered.add(s)
@@ -323,14 +336,19 @@ class Node:
                 nb = e[2]
                 for i in range(0, len(nb), 2):
                     covered.add((nb[i] << 8) | nb[i + 1])
-        if len(tx.heard) >= 4:
+        if len(tx.heard) >= need:
             return True
         for s in mine:
             if s not in covered:
                 return False
         return True
 
-    def _relay_delay(self, snr):
+    def _suppress(self, now_ms):
+        if self.suppress_cfg:
+            return self.suppress_cfg
+        return 2 if len(self.neighbours(now_ms)) >= 6 else 3
+
+    def _relay_delay(self, snr, frame_len=128):
         slot_ms = self.slot_us // 1000 + 1
         s = int(snr)
         if s < _SNR_MIN:
@@ -343,8 +361,10 @@ class Node:
             return 2 * 8 * slot_ms + self._rand((1 << cw) + 1) * slot_ms
         if self.router == ROUTER_FLOOD:
             return self._rand(9) * slot_ms
-        # plexus: weaker SNR (farther from the sender) waits less; 16 slots across the SNR range, 8 of jitter
-        return ((s - _SNR_MIN) * 16 // (_SNR_MAX - _SNR_MIN)) * slot_ms + self._rand(9) * slot_ms
+        # plexus: weaker SNR (farther from the sender, so more new ground covered) waits less. The window
+        # spans two frame airtimes, so a closer node hears the far relays before it decides and can prune.
+        air_ms = self.airtime(frame_len) // 1000
+        return (s - _SNR_MIN) * 2 * air_ms // (_SNR_MAX - _SNR_MIN) + self._rand(air_ms // 2 + 1) + self._rand(9) * slot_ms
 
     def _on_echo(self, tx, rly):
         if rly and rly not in tx.heard:
@@ -352,7 +372,7 @@ class Node:
         if self.router == ROUTER_MANAGED and tx.relay:
             tx.cancelled = True
             self.counters["cancelled"] += 1
-        elif self.router == ROUTER_PLEXUS and tx.relay and tx.kind != msg.ALERT and len(tx.heard) >= 4:
+        elif self.router == ROUTER_PLEXUS and tx.relay and tx.kind != msg.ALERT and len(tx.heard) >= self._suppress(tx.due):
             tx.cancelled = True
             self.counters["cancelled"] += 1
 
@@ -371,7 +391,8 @@ class Node:
             return
         out = frame.relay_copy(fr, hdr.hop_limit - 1, min(hdr.hops + 1, 15), self.short, 0)
         prio = self._prio(m)
-        self._queue(out, prio, m.kind, mid, self._relay_delay(snr), now_ms, [hdr.rly] if hdr.rly else [], True)
+        delay = self._relay_delay(snr, len(fr)) if m.kind != msg.ALERT else self._relay_delay(snr, 0)
+        self._queue(out, prio, m.kind, mid, delay, now_ms, [hdr.rly] if hdr.rly else [], True)
 
     def _prio(self, m):
         if m.kind == msg.ALERT:
@@ -572,6 +593,7 @@ class Node:
         elif complete:
             self.store.add(mid, k, hostlink.pack_record(inner, extra), m.time)
             self.last_store_ms = now_ms
+            self._beacon_soon(now_ms)
         self.counters["accepted"] += 1
         hops = hdr.hops + 1 if hdr is not None else 0  # transmissions it took to reach us
         ev = {"id": mid, "kind": m.name, "origin": m.author, "hops": hops, "t": now_ms}
@@ -758,10 +780,13 @@ class Node:
         # batch window: wait a moment so receipts heading the same way share a frame
         # spread first sends: every node answers at once otherwise, and hidden terminals collide around the caller.
         # "reached" has no deadline, so it spreads over a minute; a confirmation goes out within seconds.
+        # The windows grow with the number of neighbours contending for the same channel.
+        air = self.airtime(len(inner) + frame.OVERHEAD) // 1000
+        crowd = 2 + len(self.nbr)
         if state == msg.RECEIPT_REACHED:
-            wait = 2000 + self._rand(58000)
+            wait = 2000 + self._rand(max(58000, 2 * crowd * air))
         else:
-            wait = 500 + self._rand(4500)
+            wait = 500 + self._rand(max(4500, crowd * air // 2))
         self.outbox.append([inner, rid, aid, 0, now_ms + wait, False, 0])
 
     def _on_receipt(self, m, inner, rid, hdr, now_ms):
@@ -861,7 +886,20 @@ class Node:
             self._queue(fr, P_RECEIPT, msg.RACK, None, 0, now_ms)
 
     def _flush_outbox(self, now_ms):
-        self.outbox = [o for o in self.outbox if not o[5] and o[3] <= _RECEIPT_TRIES]
+        """Send due receipts toward the caller, one hop at a time, batched per parent.
+
+        There is no flood fallback: in a dense mesh it turns congestion into a storm. A receipt that
+        finds no way back after its tries is given up; its node then shows as silent in the report,
+        and the phone chain (the analogue fallback) covers it."""
+        keep = []
+        for o in self.outbox:
+            if o[5]:
+                continue
+            if o[3] >= _RECEIPT_TRIES:
+                self._drop("receipt_undelivered")
+                continue
+            keep.append(o)
+        self.outbox = keep
         due = [o for o in self.outbox if o[4] <= now_ms]
         if not due:
             return
@@ -869,10 +907,14 @@ class Node:
         for o in due:
             st = self.alerts.get(o[2])
             parent = 0
-            if st is not None and o[3] < _RECEIPT_TRIES:
+            if st is not None:
                 if o[6] and o[6] in st["cands"]:
                     st["cands"][o[6]][2] += 1  # the last try through this neighbour went unacknowledged
                 parent = self._best_parent(st)
+            if not parent:
+                o[5] = True
+                self._drop("receipt_no_route")
+                continue
             o[6] = parent
             by_parent.setdefault(parent, []).append(o)
         for parent in by_parent:
@@ -886,24 +928,15 @@ class Node:
                     size += 1 + len(group[j][0])
                     batch.append(group[j])
                     j += 1
-                if parent:
-                    inner = batch[0][0] if len(batch) == 1 else msg.make_bundle([b[0] for b in batch])
-                else:
-                    # the flood fallback is always a bundle: a frame of its own, not the tag every neighbour
-                    # already heard during the unicast tries (those would drop it as an echo)
-                    inner = msg.make_bundle([b[0] for b in batch])
-                if parent:
-                    fr = self._gk().seal(inner, 0, self.short, parent)
-                else:
-                    fr = self._gk().seal(inner, self.hop_limit, self.short, 0)  # after retries: flood it
+                inner = batch[0][0] if len(batch) == 1 else msg.make_bundle([b[0] for b in batch])
+                fr = self._gk().seal(inner, 0, self.short, parent)
                 self._queue(fr, P_RECEIPT, msg.RECEIPT, batch[0][1], 0, now_ms)
                 for b in batch:
                     b[3] += 1
-                    # implicit ack window grows with each attempt: exponential backoff with jitter
-                    back = 3000 << min(b[3], 3)
+                    # implicit ack window grows with each attempt (exponential backoff with jitter),
+                    # scaled by how many neighbours contend for the channel
+                    back = (3000 + 300 * len(self.nbr)) << min(b[3], 3)
                     b[4] = now_ms + back + self._rand(back)
-                    if not parent:
-                        b[5] = True
                 i = j
 
     def tally_json(self, aid):
@@ -917,6 +950,14 @@ class Node:
         return {"alert": _hex(aid), "receipts": out}
 
     # ------------------------------------------------------------------ beacons
+
+    def _beacon_soon(self, now_ms):
+        """Something new arrived: advertise our fingerprint within a couple of minutes instead of ten, so a
+        neighbour the flood missed reconciles soon (one extra beacon per burst, not per message)."""
+        if self.next_beacon is not None and self.beacons_sent >= 2:
+            soon = now_ms + 90000 + self._rand(60000)
+            if soon < self.next_beacon:
+                self.next_beacon = soon
 
     def _send_beacon(self, now_ms):
         nb = bytearray()

@@ -22,7 +22,7 @@ _SPLIT = const(8)  # ranges per DIGEST
 _OFFER_MAX = const(27)  # 8-byte ids per OFFER: (232 - 9) // 8
 _REQ_MAX = const(28)
 _SESSION_GAP_MS = const(60000)
-_QUIET_MS = const(60000)  # at most one session start per neighbour per minute
+_QUIET_MS = const(30000)  # at most one session start per neighbour per minute
 _MASK64 = (1 << 64) - 1
 _MASK48 = (1 << 48) - 1
 _TOP = b"\xff\xff\xff\xff"
@@ -78,10 +78,12 @@ class Reconciler:
     def handle_timer(self, now_ms):
         keep = []
         for due, peer in self.wanted:
-            if due <= now_ms:
-                self._digest(peer, bytes(4), _TOP, self._all(), now_ms)
-            else:
+            if due > now_ms:
                 keep.append((due, peer))
+            elif now_ms - self.node.last_store_ms < _QUIET_MS:
+                keep.append((self.node.last_store_ms + _QUIET_MS + self.node._rand(2500), peer))
+            else:
+                self._digest(peer, bytes(4), _TOP, self._all(), now_ms)
         self.wanted = keep
 
     def on_stored(self, mid, now_ms):
@@ -93,8 +95,6 @@ class Reconciler:
             return
         if m.f["stored"] == min(self.node.store.count, 65535) and m.f["fp"] == self.fingerprint_all():
             return
-        if now_ms - self.node.last_store_ms < _QUIET_MS:
-            return  # mid-flood differences are transient: reconcile once the mesh is quiet
         last = self.last_start.get(peer)
         if last is not None and now_ms - last < _SESSION_GAP_MS:
             return
@@ -104,7 +104,9 @@ class Reconciler:
         self.last_start[peer] = now_ms
         if len(self.last_start) > 32:
             self.last_start.pop(next(iter(self.last_start)))
-        self.wanted.append((now_ms + 500 + self.node._rand(2500), peer))
+        # mid-flood differences are transient: the session starts once the mesh has been quiet a while
+        start = max(now_ms, self.node.last_store_ms + _QUIET_MS) + 500 + self.node._rand(2500)
+        self.wanted.append((start, peer))
 
     def on_message(self, m, hdr, now_ms):
         peer = hdr.rly

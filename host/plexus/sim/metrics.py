@@ -15,7 +15,12 @@ Definitions (docs/scenarios.md repeats them for users):
   reported separately as delivered_unreachable_pairs.
 * latency_s_p50 / p95: delivery time - post time over delivered reachable pairs; nearest-rank
   percentiles.
-* transmissions_per_bulletin = all frames sent / (bulletins + drills posted).
+* transmissions = all frames sent (beacons, sync, receipts included); transmissions_by_kind splits them
+  when the core reports its "tx" events with a kind (plexnode does).
+* transmissions_per_bulletin = frames that carry bulletin content (BULLETIN, BULLETIN_LONG, FRAGMENT;
+  first floods, relays and anti-entropy copies alike) / bulletins posted: the dissemination cost
+  that cds_lower_bound bounds from below.  A core that reports no kinds (the stub) counts all
+  frames over bulletins + drills, as before.
 * cds_lower_bound: greedy connected dominating set of the t=0 link graph (edge iff both
   directions are up), summed over connected components with 2+ nodes: about the fewest
   transmitters one flood needs.
@@ -44,6 +49,13 @@ HOUR_US = 3_600_000_000
 
 ReceiptParser = Callable[[Any], "tuple[bytes, bytes, str, int | None] | None"]
 
+
+
+# plexwire kinds (protocol/SPEC.md section 4.3) for reading the core's "tx" events
+_KIND_NAMES = {1: "bulletin", 2: "bulletin_long", 3: "consent", 4: "alert", 5: "receipt", 6: "mandate", 7: "recall",
+               8: "roster", 9: "revoke", 10: "rekey", 11: "handover", 0x20: "beacon", 0x80: "fragment",
+               0x81: "bundle", 0xA0: "digest", 0xA1: "request", 0xA2: "offer", 0xA3: "rack"}
+_CONTENT_KINDS = (1, 2, 0x80)
 
 def parse_receipt(payload: Any) -> tuple[bytes, bytes, str, int | None] | None:
     """("receipt", {"alert": id, "node": bytes8, "state": "reached"|"confirmed", "t": ms}) -> tuple."""
@@ -253,6 +265,20 @@ def compute_metrics(eng: Engine, receipt_parser: ReceiptParser | None = None) ->
         drops["core." + k] = core_drops[k]
 
     tx_total = len(eng.tx_log)
+    by_kind: dict[str, int] = {}
+    content = 0
+    for evs in eng.events:
+        for _, kind, payload in evs:
+            if kind == "tx" and isinstance(payload, dict) and "kind" in payload:
+                k = payload["kind"]
+                name = _KIND_NAMES.get(k, str(k))
+                by_kind[name] = by_kind.get(name, 0) + 1
+                if k in _CONTENT_KINDS:
+                    content += 1
+    if by_kind:
+        tx_per_bulletin = _r(content / len(bulletins), 2) if bulletins else None
+    else:
+        tx_per_bulletin = _r(tx_total / len(eng.posts), 2) if eng.posts else None
     air_total = sum(eng.airtime_us)
     m: dict[str, Any] = {
         "scenario": eng.sc["name"],
@@ -272,7 +298,8 @@ def compute_metrics(eng: Engine, receipt_parser: ReceiptParser | None = None) ->
         "latency_s_p50": _r(percentile(latencies, 50)),
         "latency_s_p95": _r(percentile(latencies, 95)),
         "transmissions": tx_total,
-        "transmissions_per_bulletin": _r(tx_total / len(eng.posts), 2) if eng.posts else None,
+        "transmissions_per_bulletin": tx_per_bulletin,
+        "transmissions_by_kind": dict(sorted(by_kind.items())),
         "cds_lower_bound": len(cds),
         "airtime_s_total": _r(air_total / 1e6),
         "airtime_s_max_node": _r(max(eng.airtime_us) / 1e6 if n else 0.0),
