@@ -24,6 +24,13 @@ class UserError(Exception):
 # name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
 # A module may instead define `SUBCOMMANDS = {name: (add_arguments, run, help)}` for nested verbs.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "keys": ("plexus.commands.keys", "member keys: new, list, export"),
+    "group": ("plexus.commands.group", "the group roster and secret: init, show"),
+    "devices": ("plexus.commands.devices", "serial ports that may be nodes"),
+    "post": ("plexus.commands.post", "sign a bulletin and post it to a node"),
+    "consent": ("plexus.commands.consent", "sign a consent, stand-aside or block and post it to a node"),
+    "ledger": ("plexus.commands.ledger", "the verified ledger: sync, show, verify, export"),
+    "node": ("plexus.virtual", "nodes: virtual (the real firmware core on a pseudo-terminal)"),
     "sim": ("plexus.sim.cli", "simulate a mesh scenario with the real node core"),
     "demo": ("plexus.demo", "the town scenario end to end: bulletin, drill, ledger (what `make demo` runs)"),
 }

@@ -243,10 +243,6 @@ def bulletin_record(key: Any, group_id: bytes, text: str, decision: bool = False
         return hostlink.pack_record(key.sign_message(group_id, msg.BULLETIN, {"flags": flags, "text": text}, t))
     if len(b) > msg.MAX_LONG_TEXT:
         raise RecordError("text is %d bytes; a bulletin holds at most %d" % (len(b), msg.MAX_LONG_TEXT))
-    if len(b) <= msg.FRAG_DATA:
-        raise RecordError("texts of %d-%d bytes cannot be sent (a plain bulletin holds %d, a long one needs more than %d): "
-                          "shorten or lengthen it (this one is %d)" % (MAX_SHORT_TEXT + 1, msg.FRAG_DATA, MAX_SHORT_TEXT,
-                                                                        msg.FRAG_DATA, len(b)))
     _, f = msg.split_text(b)
     f["flags"] = flags
     return hostlink.pack_record(key.sign_message(group_id, msg.BULLETIN_LONG, f, t), b)
