@@ -24,17 +24,19 @@ def _unhex(s, n, what):
 
 
 def genesis_id(name, quorum_k, member_pubs, node_pubs):
-    """group_id = SHA256("plexus/v1/group\\0" || len name || name || k || n || sorted member keys || m || sorted node keys)[:8]."""
+    """group_id = SHA256("plexus/v1/group\\0" || u8 len name || name || u16 k || u16 n || sorted member keys
+    || u16 m || sorted node keys)[:8]."""
     nb = name.encode("utf-8")
-    if len(nb) > 255 or len(member_pubs) > 255 or len(node_pubs) > 255 or not 0 < quorum_k <= 255:
+    if len(nb) > 255 or len(member_pubs) > 65535 or len(node_pubs) > 65535 or not 0 < quorum_k <= 65535:
         raise ValueError("genesis out of range")
     h = hashlib.sha256(b"plexus/v1/group\x00")
     h.update(bytes([len(nb)]))
     h.update(nb)
-    h.update(bytes([quorum_k, len(member_pubs)]))
+    h.update(quorum_k.to_bytes(2, "big"))
+    h.update(len(member_pubs).to_bytes(2, "big"))
     for p in sorted(member_pubs):
         h.update(p)
-    h.update(bytes([len(node_pubs)]))
+    h.update(len(node_pubs).to_bytes(2, "big"))
     for p in sorted(node_pubs):
         h.update(p)
     return h.digest()[:8]

@@ -25,31 +25,54 @@ def _seed(label: str) -> bytes:
     return hashlib.sha256(b"plexus sim\x00" + label.encode()).digest()
 
 
+MAX_SIM_NODES = 512
+
+
+def _node_seed(index: int) -> bytes:
+    return _seed("node %d" % index)
+
+
 def _context(index: int) -> dict:
-    """A new group per run: the factory is called for node 0 first."""
+    """A new group per run (the factory is called for node 0 first). Its genesis lists node keys for up to
+    MAX_SIM_NODES slots, so the group id, and every signature in the run, is that of a real roster a ledger can
+    verify; names are filled in as nodes are built (they are not part of the group id)."""
     if index == 0 or not _CTX:
         crypto = HostCrypto()
         assembly = _seed("assembly member")
-        doc = group.make_doc("Simulated assembly", [{"name": "assembly", "key": crypto.public_key(assembly).hex()}], [], quorum_k=1)
+        nodes = [{"name": "slot%03d" % i, "key": crypto.public_key(_node_seed(i)).hex()} for i in range(MAX_SIM_NODES)]
+        doc = group.make_doc("Simulated assembly", [{"name": "assembly", "key": crypto.public_key(assembly).hex(),
+                                                     "contact": "the assembly's phone tree"}], nodes, quorum_k=1)
         _CTX.clear()
         _CTX.update(
             crypto=crypto,
             roster=group.Roster(doc),
+            doc=doc,
+            assembly_seed=assembly,
             secret=_seed("group secret"),
             tmp=Path(tempfile.mkdtemp(prefix="plexus-sim-")),
         )
     return _CTX
 
 
+def context() -> dict:
+    """The group of the latest run: roster, its document, the assembly member's key seed."""
+    return _CTX
+
+
 def make_core_node(name: str, *, index: int, router: str, seed: int, modem: dict, region: dict, board: dict, config: dict) -> Node:
     ctx = _context(index)
     crypto = ctx["crypto"]
-    node_seed = _seed("node %d %s" % (index, name))
-    pub = crypto.public_key(node_seed)
+    if index >= MAX_SIM_NODES:
+        raise ValueError("the simulator's group has room for %d nodes" % MAX_SIM_NODES)
+    node_seed = _node_seed(index)
     roster = ctx["roster"]
-    # every simulated node is a roster node and (for posting from the scenario) a member too
-    e = group.Entry(pub, group.ROLE_NODE, name, "phone chain contact for %s" % name, holder=name)
-    roster.entries[e.kid] = e
+    e = roster.get(msg.key_id(crypto.public_key(node_seed)))
+    e.name = name
+    e.holder = "holder of %s" % name
+    e.contact = "visit or phone the holder of %s" % name
+    for d in ctx["doc"]["nodes"]:
+        if d["key"] == e.pub.hex():
+            d.update(name=name, holder=e.holder, contact=e.contact)
     cfg = {
         "name": name,
         "router": router,
