@@ -745,12 +745,15 @@ class Node:
         if hdr is None:
             # we are the caller's node: collect the tally here
             self.alerts[aid] = {"parent": 0, "hops": 0, "t": now_ms, "origin": True, "real": real, "confirmed": False,
-                                "cands": {}, "tag": None}
+                                "cands": {}, "tag": None, "time_s": m.time}
             self.tally[aid] = {}
             if len(self.tally) > 4:
                 self.tally.pop(next(iter(self.tally)))
             return
-        st = {"parent": hdr.rly, "hops": hdr.hops + 1, "t": now_ms, "origin": False, "real": real, "confirmed": False,
+        # true relay count (the HOP field's low nibble carries the weighted distance for receipts, s.9.4),
+        # assuming the caller used the group's hop limit
+        true_hops = self.hop_limit - hdr.hop_limit + 1 if 0 < self.hop_limit - hdr.hop_limit + 1 <= 15 else hdr.hops + 1
+        st = {"parent": hdr.rly, "hops": true_hops, "t": now_ms, "origin": False, "real": real, "confirmed": False,
               "cands": {}, "tag": self.last_tag}
         self._candidate(st, hdr.rly, snr, hdr.hops)
         self.alerts[aid] = st
@@ -806,9 +809,11 @@ class Node:
                     e[4] = now_ms
                     if e[3] is None:
                         e[3] = now_ms
+            # when it happened at the node (its signed clock, s after the call), not only when it arrived here
+            at_s = m.time - st["time_s"] if m.time and st.get("time_s") else None
             self.events.append(
                 ("receipt", {"alert": aid, "node": m.author, "state": "confirmed" if m.f["state"] == 2 else "reached",
-                             "hops": m.f["hops"], "via": m.f["via"], "t": now_ms})
+                             "hops": m.f["hops"], "via": m.f["via"], "t": now_ms, "at_s": at_s})
             )
             if hdr is not None and hdr.dst == self.short:
                 self._rack_later(hdr.rly, rid)
@@ -1028,6 +1033,8 @@ class Node:
             "counters": dict(self.counters),
             "airtime_us": self.airtime_us,
             "neighbours": len(self.nbr),
+            "neighbour_ids": sorted(self.neighbours(self.now_ms_hint)),
+            "short": self.short,
             "pending": len([p for p in self.pending if not p.cancelled]),
             "router": self.router,
         }

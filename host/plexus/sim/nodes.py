@@ -78,6 +78,8 @@ def make_core_node(name: str, *, index: int, router: str, seed: int, modem: dict
         "router": router,
         "modem": (modem["sf"], modem["bw_hz"], modem["cr"], modem["preamble"]),
         "region": region["name"],
+        # provisioned nodes got the time from the laptop (SPEC.md section 6.2); 2026-11-25 in Plexus seconds
+        "time": 91_324_800,
     }
     if router != "plexus":
         # the baselines are Meshtastic 2.7 managed flooding and naive flooding: neither has anti-entropy
