@@ -36,6 +36,7 @@ lint: setup
 
 typecheck: setup
 	$(VENV)/bin/mypy host/plexus
+	@mkdir -p build/mpystubs && cp $(VENV)/lib/python3*/site-packages/*.pyi build/mpystubs/
 	$(VENV)/bin/mypy --config-file tools/mypy-firmware.ini firmware/plexnode protocol/plexwire
 
 vectors: setup

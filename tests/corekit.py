@@ -14,9 +14,8 @@ from pathlib import Path
 
 from plexnode.core import Node
 from plexnode.store import Store
-from plexwire import group
-
 from plexus.crypto import HostCrypto
+from plexwire import group
 
 CRYPTO = HostCrypto()
 

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from corekit import CRYPTO, Mesh, seed_of
-
 from plexwire import frame, hostlink, msg
 
 

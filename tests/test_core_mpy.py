@@ -1,7 +1,6 @@
 """The node core from its .mpy files under real MicroPython passes the shared scenarios, with the same outcome as CPython."""
 
 import json
-import os
 import tempfile
 from pathlib import Path
 

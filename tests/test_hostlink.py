@@ -3,7 +3,6 @@
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from plexwire import DecodeError, hostlink
 
 REPL_CONTROL = {0x01, 0x02, 0x03, 0x04, 0x05}

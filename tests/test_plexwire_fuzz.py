@@ -11,7 +11,6 @@ import pytest
 from conftest import FUZZ
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from plexwire import DecodeError, frame, hostlink, msg
 
 VEC = Path(__file__).resolve().parents[1] / "protocol" / "vectors"

@@ -6,7 +6,6 @@ import json
 import threading
 
 import pytest
-
 from plexus.cli import main
 from plexus.virtual import VirtualNode
 

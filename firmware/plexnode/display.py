@@ -14,14 +14,14 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]
         return x
 
 
 try:
     import framebuf as _framebuf
 except ImportError:  # CPython, or a port built without framebuf
-    _framebuf = None
+    _framebuf = None  # type: ignore[assignment]
 
 CELL = const(8)  # text cell width and height in pixels
 

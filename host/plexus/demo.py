@@ -78,18 +78,20 @@ def run(args: argparse.Namespace) -> int:
         ledger_path.unlink()
     led = Ledger(ledger_path, roster=ctx["doc"])
     cursor = 0
-    fetched = 0
+    fetched = inserted = 0
     while True:
         recs = node.store.since(cursor, 64)
         if not recs:
             break
         res = led.ingest([r[4] for r in recs])
+        inserted += res.inserted
         fetched += len(recs)
         cursor = recs[-1][0]
     for rep in reports:
         led.add_report("drill", rep)
     v = led.verify()
-    con.print("ledger %s: %d records synced from node %s; verify: %s" % (ledger_path, fetched, origin, "OK" if v.ok else v))
+    con.print("ledger %s: %d records synced from node %s (%d new); verify: %s"
+              % (ledger_path, fetched, origin, inserted, "OK" if v.ok else v))
     plot = out / "town.png"
     save_plot(result, str(plot))
     con.print("plot: %s   report: %s   (%.1f s)" % (plot, out / "drill-report.txt", time.time() - t0))

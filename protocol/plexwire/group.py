@@ -17,7 +17,7 @@ def _unhex(s, n, what):
     try:
         b = binascii.unhexlify(s)
     except Exception:
-        raise ValueError("%s is not hex" % what)
+        raise ValueError("%s is not hex" % what) from None
     if len(b) != n:
         raise ValueError("%s must be %d bytes" % (what, n))
     return b

@@ -14,7 +14,7 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]
         return x
 
 
@@ -62,7 +62,7 @@ def decode_line(line):
     try:
         payload = binascii.a2b_base64(text)
     except Exception:
-        raise DecodeError("bad base64")
+        raise DecodeError("bad base64") from None
     if binascii.b2a_base64(payload).strip() != text:
         raise DecodeError("non-canonical base64")
     if len(payload) < 7:

@@ -20,7 +20,7 @@ try:
     from micropython import const
 except ImportError:  # CPython
 
-    def const(x):
+    def const(x):  # type: ignore[misc]
         return x
 
 
@@ -29,7 +29,7 @@ try:
 except ImportError:  # CPython
     from time import sleep as _sleep
 
-    def _sleep_ms(ms):
+    def _sleep_ms(ms):  # type: ignore[misc]
         _sleep(ms / 1000)
 
 
