@@ -7,7 +7,6 @@ sockets, asyncio or a wall clock. The device shell, the simulator and the virtua
 drive this one class.
 """
 
-import hashlib
 import json
 
 from plexwire import DecodeError, airtime, frame, hostlink, msg
@@ -15,6 +14,7 @@ from plexwire.group import ROLE_NODE
 
 from plexnode.dutycycle import DutyCycle
 from plexnode.ratelimit import RateLimiter
+from plexnode.verifycache import VerifyCache
 
 try:
     from micropython import const
@@ -112,7 +112,7 @@ class Node:
         self.drops = {}
         self.counters = {"rx": 0, "tx": 0, "relayed": 0, "cancelled": 0, "accepted": 0, "verified": 0}
         self.airtime_us = 0
-        self.verified = {}  # small positive-verdict cache: msg id -> True (bounded)
+        self.verified = VerifyCache(cfg.get("verify_cache", 128))  # positive verdicts, 12 bytes each
         self.alerts = {}  # alert id -> state dict (bounded)
         self.tally = {}  # alert id -> {node kid: [state, hops, via, t_reached, t_confirmed]}
         self.outbox = []  # receipts to carry toward a caller: [inner, rid, alert id, attempts, next_ms, acked, last parent]
@@ -571,17 +571,14 @@ class Node:
         return False, "unknown kind"
 
     def _verify(self, pub, m, mid):
-        # the cache key covers the signature too: the id alone excludes it, and a copy with a bad
-        # signature must not ride on an earlier good verdict
-        key = hashlib.sha256(mid + m.sig).digest()[:16]
-        if key in self.verified:
+        # the cache key covers key, id and signature: the id alone excludes the signature, and a copy
+        # with a bad signature must not ride on an earlier good verdict
+        if self.verified.check(pub, mid, m.sig):
             return True
         ok = self.crypto.verify(pub, msg.signing_bytes(self.group_id, m.signed_part()), m.sig)
         self.counters["verified"] += 1
         if ok:
-            if len(self.verified) >= 64:
-                self.verified.pop(next(iter(self.verified)))
-            self.verified[key] = True
+            self.verified.put(pub, mid, m.sig)
         return ok
 
     def _accept(self, m, inner, mid, hdr, fr, snr, now_ms, extra):
