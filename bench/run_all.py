@@ -10,6 +10,7 @@ RUNS = [
     ["ed25519_bench.py", "--write"],
     ["core_bench.py", "--write"],
     ["mesh.py", "--seeds", "5", "--write"],
+    ["drill_bench.py", "--seeds", "5", "--write"],
     ["ledger_bench.py"],  # prints its tables; its section in BENCHMARKS.md is edited by hand from them
 ]
 

@@ -44,7 +44,10 @@ _SNR_MIN = const(-20)
 _SNR_MAX = const(10)
 _MAX_PENDING = const(48)
 _REASM_MAX = const(4)
-_RECEIPT_TRIES = const(8)  # unicast tries toward the caller (through alternate parents) before giving up
+_RECEIPT_TRIES = const(8)
+# relayed by every node, never pruned: alerts (rare, and every node must get them; it also gives each node
+# parent candidates for its receipt) and flooded receipts (only the naive benchmark baseline floods them)
+_UNPRUNED = (msg.ALERT, msg.RECEIPT)  # unicast tries toward the caller (through alternate parents) before giving up
 _REASM_TIMEOUT_MS = const(600000)
 
 
@@ -120,6 +123,7 @@ class Node:
         self.reasm = {}  # long bulletin id -> [header inner, chunks list, deadline]
         self.sync = None
         self.clock_votes = {}
+        self.receipt_mode = cfg.get("receipts", "path")  # "path": back along the reverse path; "flood": the naive baseline
         self.beacons_sent = 0
         self.receipts_seen = []
         self.receipts_taken = []
@@ -264,7 +268,7 @@ class Node:
         self.pending = keep
         if best is None:
             return []
-        if best.relay and self.router == ROUTER_PLEXUS and best.kind != msg.ALERT and self._covered(best, now_ms):
+        if best.relay and self.router == ROUTER_PLEXUS and best.kind not in _UNPRUNED and self._covered(best, now_ms):
             best.cancelled = True
             self.counters["cancelled"] += 1
             self.pending.remove(best)
@@ -372,7 +376,7 @@ class Node:
         if self.router == ROUTER_MANAGED and tx.relay:
             tx.cancelled = True
             self.counters["cancelled"] += 1
-        elif self.router == ROUTER_PLEXUS and tx.relay and tx.kind != msg.ALERT and len(tx.heard) >= self._suppress(tx.due):
+        elif self.router == ROUTER_PLEXUS and tx.relay and tx.kind not in _UNPRUNED and len(tx.heard) >= self._suppress(tx.due):
             tx.cancelled = True
             self.counters["cancelled"] += 1
 
@@ -774,6 +778,11 @@ class Node:
         )
         rid = msg.message_id(inner)
         self._seen_receipt(rid)
+        if self.receipt_mode == "flood":
+            # the naive scheme, kept as the benchmark baseline: every node floods its own signed receipt
+            fr = self._gk().seal(inner, self.hop_limit, self.short, 0)
+            self._queue(fr, P_RECEIPT, msg.RECEIPT, rid, self._rand(2000), now_ms)
+            return
         if state == msg.RECEIPT_CONFIRMED:
             # a confirmation implies reached: an unsent reached receipt of ours for this alert is dropped
             self.outbox = [o for o in self.outbox if not (o[2] == aid and o[3] == 0 and o[0][1:9] == self.kid)]
