@@ -94,6 +94,7 @@ class Node:
         self.slot_us = 5 * sym // 2 + 7600  # Meshtastic 2.7 slot: 2.5 symbols + 7.6 ms
         # demodulation SNR floor (SX1276 datasheet table 13: SF7 -7.5 dB ... SF12 -20 dB) + 5 dB margin
         self.snr_good = (-15 - 5 * (sf - 7)) // 2 + 5
+        self.cover_margin = cfg.get("cover_margin_db", 3)
         if self.router == ROUTER_MANAGED:
             self.hop_limit = cfg.get("hop_limit", 3)
         else:
@@ -205,7 +206,7 @@ class Node:
     def neighbours(self, now_ms):
         """Fresh neighbours over usable links (smoothed SNR at least 2 dB above the demodulation floor):
         the set relay pruning must cover, and the list a beacon advertises."""
-        floor = self.snr_good - 3
+        floor = self.snr_good - self.cover_margin
         return [s for s in self.nbr if now_ms - self.nbr[s][0] < _NBR_FRESH_MS and self.nbr[s][1] >= floor]
 
     # ------------------------------------------------------------------ sans-I/O API
