@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "rig"))
 
+from benchmarks_md import write_section  # noqa: E402
 from mpyrig import MicroPython  # noqa: E402
 from plexus.crypto import HostCrypto  # noqa: E402
 from plexwire import group, msg  # noqa: E402
@@ -164,20 +165,7 @@ def main() -> int:
     print(text)
     print(json.dumps(r))
     if a.write:
-        sys.path.insert(0, str(ROOT / "bench"))
-        from mesh import write_section  # type: ignore[import-not-found]
-
-        path = ROOT / "BENCHMARKS.md"
-        body = path.read_text()
-        head = "## Node core (issue 4)"
-        if head in body:
-            s = body.index(head)
-            nxt = body.find("\n## ", s + 1)
-            body = body[:s] + text.strip() + "\n" + (body[nxt:] if nxt >= 0 else "")
-            path.write_text(body)
-        else:
-            path.write_text(body.rstrip() + "\n\n" + text.strip() + "\n")
-        del write_section
+        write_section(text)
     return 0
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
+from benchmarks_md import write_section
 from plexus.sim import nodes as simnodes
 from plexus.sim.engine import run_scenario
 
@@ -29,7 +29,7 @@ def factory(mode):
 def measure(scenario: str, mode: str, seed: int) -> dict:
     r = run_scenario(scenario, "plexus", seed, node_factory=factory(mode))
     per_node = []
-    for name, evs in r.events.items():
+    for evs in r.events.values():
         per_node.append(sum(p["airtime_us"] for _, k, p in evs if k == "tx" and p.get("kind") in RECEIPT_KINDS) / 1e6)
     drill = next(p for p in r.posts if p["type"] == "drill")
     caller = drill["origin"]
@@ -82,16 +82,7 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if a.write:
-        path = ROOT / "BENCHMARKS.md"
-        body = path.read_text()
-        head = "## Drill receipts (issue 6)"
-        if head in body:
-            s0 = body.index(head)
-            nxt = body.find("\n## ", s0 + 1)
-            body = body[:s0] + text.strip() + "\n" + (body[nxt:] if nxt >= 0 else "")
-        else:
-            body = body.rstrip() + "\n\n" + text.strip() + "\n"
-        path.write_text(body)
+        write_section(text)
     return 0
 
 

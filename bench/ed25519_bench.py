@@ -23,6 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "firmware"))
 sys.path.insert(0, str(ROOT / "tests" / "rig"))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchmarks_md import write_section  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # The baseline: a plain, straightforward Ed25519 + SHA-512 (our own code, the textbook way). It runs
@@ -434,19 +437,6 @@ def render(s: dict, cpy: dict, cmd: str) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    head = "## Ed25519 (issue 3)"
-    if head in old:
-        start = old.index(head)
-        nxt = old.find("\n## ", start + len(head))
-        new = old[:start] + text.rstrip("\n") + "\n" + (old[nxt:] if nxt >= 0 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    path.write_text(new)
 
 
 def main(argv: list[str] | None = None) -> int:

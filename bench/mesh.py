@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks_md import write_section
 from plexus.sim.engine import run_scenario
 from plexus.sim.scenario import load_scenario
 
@@ -97,19 +98,6 @@ def table(rows: list[dict], scale: dict, seeds: int) -> str:
             "(target < 60 s); delivery %.3f, %.1f tx/bulletin." % (scale["nodes"], scale["bulletins"], scale["wall_s"],
                                                                   scale["delivery"], scale["tx_per_bulletin"]), ""]
     return "\n".join(out)
-
-
-def write_section(text: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
-    body = path.read_text() if path.exists() else "# Benchmarks\n"
-    head = "## Mesh (issue 5)"
-    if head in body:
-        start = body.index(head)
-        nxt = body.find("\n## ", start + 1)
-        body = body[:start] + text.strip() + "\n" + (body[nxt:] if nxt >= 0 else "")
-    else:
-        body = body.rstrip() + "\n\n" + text.strip() + "\n"
-    path.write_text(body)
 
 
 def main() -> int:
