@@ -12,7 +12,6 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from plexwire import frame, msg
 
 ROOT = Path(__file__).resolve().parents[1]
