@@ -154,3 +154,126 @@ def report_from_sim(result: Any, roster: Any = None) -> list[dict]:
         links = [(n, short_to_name[s]) for n in names for s in st.get(n, {}).get("neighbour_ids", []) if s in short_to_name]
         out.append(build_report(text, caller, start_ms, nodes, recs, links))
     return out
+
+
+# ---- a drill on a real mesh, driven from the laptop (plexus drill start)
+
+
+def parse_duration(s: str) -> float:
+    """'90s', '10m', '1h', '1m30s' or plain seconds -> seconds (> 0). ValueError on anything else."""
+    import re
+
+    t = str(s).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        v = float(t)
+    else:
+        parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", t)
+        if not parts or "".join(a + b for a, b in parts) != t:
+            raise ValueError("%r is not a duration (examples: 90s, 10m, 1h, 1m30s)" % s)
+        v = sum(float(a) * {"h": 3600, "m": 60, "s": 1}[b] for a, b in parts)
+    if v <= 0:
+        raise ValueError("the duration must be more than 0 seconds, not %r" % s)
+    return v
+
+
+def expected_nodes(roster: Any, caller_kid: bytes | None) -> list[dict]:
+    """The roster's nodes that should answer a drill called from caller_kid (build_report's `nodes`)."""
+    from plexwire import msg
+
+    return [{"name": e.name or e.kid.hex(), "short": msg.short_id(e.kid), "holder": e.holder, "contact": e.contact,
+             "kid": e.kid.hex()} for e in roster.nodes() if e.kid != caller_kid]
+
+
+def alert_record(key: Any, group_id: bytes, text: str, real: bool = False, time_s: int | None = None) -> bytes:
+    """A signed ALERT (drill, or a real alert with real=True) as a stored record for a host-link POST."""
+    import time
+
+    from plexwire import hostlink, msg
+
+    from plexus.client import EPOCH, RecordError
+
+    b = text.encode("utf-8")
+    if not b:
+        raise RecordError("the alert text is empty")
+    if len(b) > msg.MAX_SHORT_TEXT:
+        raise RecordError("alert text is %d bytes; an alert holds at most %d" % (len(b), msg.MAX_SHORT_TEXT))
+    t = int(time.time()) - EPOCH if time_s is None else time_s
+    return hostlink.pack_record(key.sign_message(group_id, msg.ALERT, {"flags": msg.ALERT_REAL if real else 0, "text": text}, t))
+
+
+class Tally:
+    """Receipts for one alert as they reach the laptop: EVENT lines (preferred, they carry the node's signed
+    time) and TALLY replies (the fallback). Times are node milliseconds once the caller's own "message"
+    event told us when the alert started there, laptop milliseconds until then."""
+
+    def __init__(self, alert_id: bytes, nodes: list[dict], started_ms: int):
+        self.alert_id = bytes(alert_id)
+        self.nodes = nodes
+        self.by_kid = {n["kid"]: n for n in nodes}
+        self.started_ms = started_ms
+        self.node_t0: int | None = None  # the caller node's clock (ms) when it took the alert
+        self.state: dict[str, dict] = {}  # name -> {"hops", "via", "reached": (t, at_s), "confirmed": (t, at_s)}
+
+    def _t(self, node_t: Any, laptop_ms: int) -> int:
+        if self.node_t0 is not None and isinstance(node_t, int):
+            return self.started_ms + (node_t - self.node_t0)
+        return laptop_ms
+
+    def _put(self, kid_hex: str, state: str, hops: Any, via: Any, t: int, at_s: Any) -> bool:
+        n = self.by_kid.get(kid_hex)
+        if n is None:
+            return False
+        s = self.state.setdefault(n["name"], {"hops": None, "via": None, "reached": None, "confirmed": None})
+        changed = False
+        if hops is not None:
+            s["hops"], s["via"] = hops, via
+        for st in (("reached", "confirmed") if state == "confirmed" else ("reached",)):
+            old = s[st]
+            # a receipt's signed time beats an arrival time; the earliest arrival wins
+            if old is None or (old[1] is None and at_s is not None) or (old[1] is None and at_s is None and t < old[0]):
+                s[st] = (t, at_s)
+                changed = True
+        return changed
+
+    def on_event(self, ev: Any, laptop_ms: int) -> bool:
+        """One decoded EVENT body; True when the tally changed."""
+        if not isinstance(ev, dict):
+            return False
+        if ev.get("type") == "message" and ev.get("id") == self.alert_id.hex() and isinstance(ev.get("t"), int):
+            if self.node_t0 is None:
+                self.node_t0 = ev["t"]
+            return False
+        if ev.get("type") != "receipt" or ev.get("alert") != self.alert_id.hex():
+            return False
+        return self._put(str(ev.get("node", "")), "confirmed" if ev.get("state") == "confirmed" else "reached",
+                         ev.get("hops"), ev.get("via"), self._t(ev.get("t"), laptop_ms), ev.get("at_s"))
+
+    def on_tally(self, reply: dict, laptop_ms: int) -> bool:
+        changed = False
+        for r in reply.get("receipts", []):
+            kid = str(r.get("node", ""))
+            changed |= self._put(kid, "reached", r.get("hops"), r.get("via"), self._t(r.get("t_reached"), laptop_ms), None)
+            if r.get("state") == "confirmed":
+                changed |= self._put(kid, "confirmed", r.get("hops"), r.get("via"),
+                                     self._t(r.get("t_confirmed"), laptop_ms), None)
+        return changed
+
+    def all_confirmed(self) -> bool:
+        return all((self.state.get(n["name"]) or {}).get("confirmed") for n in self.nodes)
+
+    def receipts(self) -> list[dict]:
+        """build_report's `receipts`: one "reached" and (if any) one "confirmed" per node."""
+        out = []
+        for name, s in self.state.items():
+            for st in ("reached", "confirmed"):
+                if s[st] is not None:
+                    out.append({"node": name, "state": st, "hops": s["hops"], "via": s["via"], "t": s[st][0], "at_s": s[st][1]})
+        out.sort(key=lambda r: r["t"])
+        return out
+
+    def seconds(self, name: str, st: str) -> float | None:
+        s = self.state.get(name)
+        if not s or s[st] is None:
+            return None
+        t, at_s = s[st]
+        return float(at_s) if at_s is not None else round((t - self.started_ms) / 1000.0, 1)

@@ -1,0 +1,216 @@
+"""`plexus drill` end to end: the CLI, through real pyserial, against real firmware cores wired into a line mesh.
+
+n0 (the caller's node) - n1 - n2 - n3, and n3 is switched off (no frames reach it or leave it). The laptop signs
+a drill, posts it to n0 and watches receipts; n2's holder confirms with `plexus drill confirm`; n1 only
+reports "reached"; n3 stays silent and must be in the phone chain.
+
+The cores' random jitter is narrowed (at most ~4 s instead of up to 58 s for a "reached" receipt) so the
+test is quick; everything else (relaying, receipts hop by hop, acknowledgements, the tally) is the real core.
+"""
+
+from __future__ import annotations
+
+import _thread
+import collections
+import json
+import random
+import threading
+import time
+
+import pytest
+from plexus import cli, keys
+from plexus.cli import main
+from plexus.client import plexus_time
+from plexus.crypto import HostCrypto
+from plexus.ledger import Ledger
+from plexus.virtual import VirtualNode
+from plexwire import group as pgroup
+from plexwire import msg
+
+
+class QuickRng(random.Random):
+    """The core draws its delays as getrandbits(24) % window: with 12 bits every delay is at most ~4 s."""
+
+    def getrandbits(self, k: int) -> int:
+        return super().getrandbits(min(k, 12))
+
+
+class LineMesh:
+    """Virtual nodes in a line; one thread serves every pty and carries frames to the neighbours."""
+
+    def __init__(self, doc: dict, secret: bytes, seeds: list[bytes], names: list[str], home, off: set[int]):
+        self.q: collections.deque = collections.deque()
+        self.off = off
+        self.nodes = []
+        for i, (seed, name) in enumerate(zip(seeds, names)):
+            vn = VirtualNode(
+                doc,
+                secret,
+                seed,
+                home / ("%s.log" % name),
+                name,
+                radio=lambda fr, i=i: self.q.append((i, fr)),
+                time_s=plexus_time(),
+            )
+            vn.core.rng = QuickRng(i)
+            self.nodes.append(vn)
+        self.sent = [0] * len(self.nodes)
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.running:
+            for vn in self.nodes:
+                vn.step(0.002)
+            while self.q:
+                i, fr = self.q.popleft()
+                self.sent[i] += 1
+                if i in self.off:
+                    continue
+                for j in (i - 1, i + 1):
+                    if 0 <= j < len(self.nodes) and j not in self.off:
+                        self.nodes[j].receive(fr)
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(5)
+        for vn in self.nodes:
+            vn.close()
+
+
+@pytest.fixture
+def mesh(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PLEXUS_HOME", str(tmp_path))
+    monkeypatch.setitem(cli.COMMANDS, "drill", ("plexus.commands.drill", "alert drills: start, report, confirm"))
+    assert main(["keys", "new", "alice"]) == 0
+    alice = keys.load_key("alice")
+    names = ["n0", "n1", "n2", "n3"]
+    seeds = [bytes([0x40 + i]) * 32 for i in range(4)]
+    nodes = [
+        {
+            "name": n,
+            "key": HostCrypto().public_key(s).hex(),
+            "holder": "holder of " + n,
+            "contact": "+49 30 555 01%02d" % i,
+        }
+        for i, (n, s) in enumerate(zip(names, seeds))
+    ]
+    doc = pgroup.make_doc("Tenants", [{"name": "alice", "key": alice.pub.hex()}], nodes, quorum_k=1)
+    secret = bytes(range(32))
+    (tmp_path / "group.json").write_text(json.dumps(doc))
+    (tmp_path / "group.secret.json").write_text(
+        json.dumps({"v": 1, "group_id": doc["group_id"], "secret": secret.hex(), "epoch": 0})
+    )
+    m = LineMesh(doc, secret, seeds, names, tmp_path, off={3})
+    capsys.readouterr()
+    yield m, tmp_path
+    m.close()
+
+
+def _seen_alert(vn: VirtualNode) -> bytes | None:
+    for aid, st in list(vn.core.alerts.items()):
+        if not st["origin"]:
+            return aid
+    return None
+
+
+def test_drill_end_to_end_reached_confirmed_silent_and_stored(mesh, capsys):
+    m, home = mesh
+    n0, n1, n2, _n3 = m.nodes
+    t0 = time.monotonic()
+    n1_kid, n2_kid = n1.core.kid, n2.core.kid
+    result: dict = {}
+
+    def holder() -> None:
+        # plays n2's holder (presses confirm once the alert is there), then Ctrl-C once every expected receipt is back
+        try:
+            while time.monotonic() - t0 < 25:
+                aid = _seen_alert(n2)
+                if aid is not None:
+                    break
+                time.sleep(0.05)
+            result["aid"] = aid
+            result["confirm_rc"] = main(["drill", "confirm", aid.hex(), "--port", n2.port])
+            while time.monotonic() - t0 < 25:
+                t = n0.core.tally.get(aid, {})
+                if n1_kid in t and t.get(n2_kid, [0])[0] == msg.RECEIPT_CONFIRMED:
+                    break
+                time.sleep(0.05)
+            time.sleep(0.6)  # the EVENT lines are on their way through the pty
+        finally:
+            result["ctrl_c_at"] = time.monotonic() - t0
+            _thread.interrupt_main()
+
+    th = threading.Thread(target=holder, daemon=True)
+    th.start()
+    try:
+        rc = main(
+            ["drill", "start", "Drill: meet at the yard", "--port", n0.port, "--wait", "60s", "--as", "alice", "--json"]
+        )
+    except KeyboardInterrupt:  # only if the interrupt came after the command had finished
+        rc = -1
+    th.join(5)
+    elapsed = time.monotonic() - t0
+    out = capsys.readouterr().out
+    assert rc == 0 and result["confirm_rc"] == 0
+    assert elapsed < 30, elapsed  # ended by the adaptive stop, not by --wait
+    assert "confirmed alert %s" % result["aid"].hex() in out
+    rep = json.loads(out[out.index("{") :])
+    assert rep["alert"] == result["aid"].hex() and rep["caller"] == "n0" and rep["ended_early"] is True
+    assert (rep["expected"], rep["reached"], rep["confirmed"]) == (3, 2, 1)
+    rows = {r["node"]: r for r in rep["rows"]}
+    assert rows["n1"]["reached_s"] is not None and rows["n1"]["confirmed_s"] is None and rows["n1"]["hops"] == 1
+    assert rows["n2"]["confirmed_s"] is not None and rows["n2"]["hops"] == 2 and rows["n2"]["via"] == "n1"
+    assert rows["n3"]["reached_s"] is None
+    assert rep["relay_tree"] == [["n0", "n1"], ["n1", "n2"]]
+    assert rep["single_points_of_failure"] == ["n1"]
+    assert rep["phone_chain"] == [{"node": "n3", "holder": "holder of n3", "contact": "+49 30 555 0103"}]
+    # stored in the default ledger; `drill report` reads it back in every format
+    with Ledger(home / "ledger.sqlite") as led:
+        stored = led.reports("drill")
+    assert len(stored) == 1 and stored[0]["data"]["alert"] == rep["alert"]
+    assert main(["drill", "report"]) == 0
+    text = capsys.readouterr().out
+    assert "PHONE CHAIN" in text and "holder of n3" in text and "reached   2 (66.7 %)" in text
+    assert main(["drill", "report", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["phone_chain"][0]["node"] == "n3"
+    page = home / "drill.html"
+    assert main(["drill", "report", "--format", "html", "--out", str(page)]) == 0
+    assert "holder of n3" in page.read_text() and "Reached 2 of 3" in page.read_text()
+    # the switched-off node never heard anything
+    assert _seen_alert(m.nodes[3]) is None
+
+
+def test_drill_start_ends_by_itself_after_wait(mesh, capsys):
+    m, home = mesh
+    t0 = time.monotonic()
+    assert main(["drill", "start", "short drill", "--port", m.nodes[3].port, "--wait", "2s", "--as", "alice"]) == 0
+    assert 2 <= time.monotonic() - t0 < 10
+    out = capsys.readouterr().out
+    # n3 is switched off: nobody is reached, all three others are in the phone chain
+    assert "reached   0 (0.0 %)" in out and "PHONE CHAIN" in out
+    for n in ("n0", "n1", "n2"):
+        assert "holder of %s" % n in out
+    assert "stored in the ledger as drill report 1" in out
+
+
+def test_help_and_one_line_errors(mesh, capsys):
+    m, _ = mesh
+    with pytest.raises(SystemExit) as ex:
+        main(["drill", "start", "--help"])
+    assert ex.value.code == 0
+    h = capsys.readouterr().out
+    assert "--wait" in h and "--real" in h and "--as" in h
+    for argv in (
+        ["drill", "start", "x", "--port", m.nodes[0].port, "--wait", "soon", "--as", "alice"],
+        ["drill", "start", "x", "--port", m.nodes[0].port, "--wait", "0s", "--as", "alice"],
+        ["drill", "start", "x", "--port", m.nodes[0].port, "--as", "mallory"],
+        ["drill", "confirm", "abc", "--port", m.nodes[0].port],
+        ["drill", "confirm", "00" * 16, "--port", m.nodes[0].port],
+        ["drill", "report"],
+    ):
+        rc = main(argv)
+        err = capsys.readouterr().err
+        assert rc != 0, argv
+        assert err.count("\n") == 1 and err.startswith("plexus: error:") and "Traceback" not in err, (argv, err)
