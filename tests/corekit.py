@@ -26,7 +26,8 @@ def seed_of(label: str) -> bytes:
 
 class Mesh:
     def __init__(self, n: int, links=None, router: str = "plexus", seed: int = 1, beacon_s: int = 0, cfg: dict | None = None,
-                 members=("alice",), time_s: int = 90_000_000, tmp: Path | None = None):
+                 members=("alice",), time_s: int = 90_000_000, tmp: Path | None = None, quorum: int = 1,
+                 doc_extra: dict | None = None):
         self.tmp = Path(tmp or tempfile.mkdtemp(prefix="plexus-mesh-"))
         self.names = ["n%d" % i for i in range(n)]
         self.seeds = {nm: seed_of(nm) for nm in self.names}
@@ -36,8 +37,9 @@ class Mesh:
             [{"name": m, "key": CRYPTO.public_key(s).hex(), "contact": "call " + m} for m, s in self.member_seeds.items()],
             [{"name": nm, "key": CRYPTO.public_key(s).hex(), "holder": "holder of " + nm, "contact": "door " + nm}
              for nm, s in self.seeds.items()],
-            quorum_k=1,
+            quorum_k=quorum,
         )
+        doc.update(doc_extra or {})
         self.doc = doc
         self.secret = seed_of("group secret")
         self.rng = random.Random(seed)

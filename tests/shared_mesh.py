@@ -180,4 +180,48 @@ def scenario_hostlink(root):
     return {"op": op, "n": len(recs), "more": more, "texts": [msg.decode(hostlink.unpack_record(r)[0]).f["text"] for s, r in recs]}
 
 
-SCENARIOS = ["scenario_line", "scenario_gate", "scenario_drill", "scenario_partition", "scenario_hostlink"]
+def scenario_governance(root):
+    from plexwire import governance
+
+    T = 90000000
+    names = ["ana", "ben", "cai"]
+    seeds = {}
+    for nm in names:
+        seeds[nm] = _seed("member " + nm)
+    doc = {"v": 1, "name": "gov", "quorum": {"k": 2}, "mandate_kinds": ["alert_real"],
+           "members": [{"name": nm, "key": _hexs(CRYPTO.public_key(seeds[nm]))} for nm in names],
+           "nodes": [{"name": "n0", "key": _hexs(CRYPTO.public_key(_seed("node 0")))}]}
+    st = Store(root + "/gov.log", 65536, (6, 7, 8, 9, 10, 11))
+    node = Node({"name": "n0", "time": T}, group.Roster(doc), _seed("secret"), _seed("node 0"), st, Lcg(7), CRYPTO, 0)
+
+    def signed(who, kind, f, t):
+        u = msg.encode_unsigned(kind, f, msg.key_id(CRYPTO.public_key(seeds[who])), t)
+        return msg.finish(u, CRYPTO.sign(seeds[who], msg.signing_bytes(node.group_id, u)))
+
+    def give(inner):
+        return node.handle_inner(inner, None, None, 0, 0, b"", True)
+
+    out = {}
+    b = signed("ana", msg.BULLETIN, {"flags": 0, "text": "seed"}, T - 10)
+    give(b)
+    seed_id = msg.message_id(b)
+    elig = governance.eligible_members(node.roster)
+    holders = governance.draw(node.group_id, "coord", T, T + 1000, seed_id, elig, 1)
+    others = [k for k in elig if k not in holders]
+    f = {"role": "coord", "start": T, "end": T + 1000, "method": 0, "seed": seed_id, "holders": [others[0]]}
+    out["rigged"] = give(signed("ben", msg.MANDATE, f, T + 1))[1]
+    f["holders"] = holders
+    ok, mid = give(signed("ben", msg.MANDATE, f, T + 1))
+    holder = [nm for nm in names if msg.key_id(CRYPTO.public_key(seeds[nm])) == holders[0]][0]
+    other = [nm for nm in names if nm != holder][0]
+    alert = {"flags": msg.ALERT_REAL, "text": "a"}
+    out["before_quorum"] = give(signed(holder, msg.ALERT, alert, T + 5))[1]
+    give(signed("ana", msg.CONSENT, {"target": mid, "stance": 1}, T + 6))
+    give(signed("cai", msg.CONSENT, {"target": mid, "stance": 1}, T + 7))
+    out["holder"] = give(signed(holder, msg.ALERT, {"flags": msg.ALERT_REAL, "text": "b"}, T + 8))[0]
+    out["other"] = give(signed(other, msg.ALERT, {"flags": msg.ALERT_REAL, "text": "c"}, T + 9))[1]
+    out["expired"] = give(signed(holder, msg.ALERT, {"flags": msg.ALERT_REAL, "text": "d"}, T + 1000))[1]
+    return out
+
+
+SCENARIOS = ["scenario_line", "scenario_gate", "scenario_drill", "scenario_partition", "scenario_hostlink", "scenario_governance"]

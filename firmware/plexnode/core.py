@@ -13,6 +13,7 @@ from plexwire import DecodeError, airtime, frame, hostlink, msg
 from plexwire.group import ROLE_NODE
 
 from plexnode.dutycycle import DutyCycle
+from plexnode.governance import Governance
 from plexnode.ratelimit import RateLimiter
 from plexnode.verifycache import VerifyCache
 
@@ -142,6 +143,9 @@ class Node:
             self.sync = Reconciler(self)
         except ImportError:
             self.sync = None
+        self.gov = Governance(self)
+        self.gov.replay(now_ms)  # governance state is derived from the signed records the store holds
+        self.events = []
 
     # ------------------------------------------------------------------ helpers
 
@@ -527,6 +531,10 @@ class Node:
         if not self._verify(e.pub, m, mid):
             self._drop("bad_signature")
             return False, "bad signature"
+        why = self.gov.check(m, mid)
+        if why is not None:
+            self._drop(why)
+            return False, why.replace("_", " ")
         if k == msg.BULLETIN_LONG and extra and not msg.check_long_text(m, extra):
             self._drop("bad_text")
             return False, "text does not match its signed digest"
@@ -625,6 +633,7 @@ class Node:
                 self._send_fragments(mid, extra, now_ms, 0)
         if self.sync is not None:
             self.sync.on_stored(mid, now_ms)
+        self.gov.on_accept(m, mid, now_ms)
 
     def _originate(self, inner, m, mid, now_ms, dst=0, hop_limit=None):
         hl = self.hop_limit if hop_limit is None else hop_limit
@@ -759,7 +768,11 @@ class Node:
               "cands": {}, "tag": self.last_tag}
         self._candidate(st, hdr.rly, snr, hdr.hops)
         self.alerts[aid] = st
-        self.events.append(("alert", {"id": aid, "real": real, "text": m.f["text"], "origin": m.author, "hops": st["hops"], "t": now_ms}))
+        ev = {"id": aid, "real": real, "text": m.f["text"], "origin": m.author, "hops": st["hops"], "t": now_ms}
+        if real and msg.ALERT in self.gov.gated:
+            # without a clock a node cannot check the caller's mandate: the alert still sounds (SPEC.md s.6.3)
+            ev["authority"] = "verified" if (m.time and self.clock_base) else "unchecked"
+        self.events.append(("alert", ev))
         self._send_receipt(aid, st, msg.RECEIPT_REACHED, now_ms)
 
     def confirm_alert(self, alert_id, now_ms):
