@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import _thread
 import collections
+import io
 import json
 import random
 import threading
@@ -185,7 +186,10 @@ def test_drill_end_to_end_reached_confirmed_silent_and_stored(mesh, capsys):
 def test_drill_start_ends_by_itself_after_wait(mesh, capsys):
     m, home = mesh
     t0 = time.monotonic()
-    assert main(["drill", "start", "short drill", "--port", m.nodes[3].port, "--wait", "2s", "--as", "alice"]) == 0
+    assert (
+        main(["drill", "start", "short drill", "--port", m.nodes[3].port, "--wait", "2s", "--as", "alice", "--real"])
+        == 0
+    )
     assert 2 <= time.monotonic() - t0 < 10
     out = capsys.readouterr().out
     # n3 is switched off: nobody is reached, all three others are in the phone chain
@@ -193,6 +197,12 @@ def test_drill_start_ends_by_itself_after_wait(mesh, capsys):
     for n in ("n0", "n1", "n2"):
         assert "holder of %s" % n in out
     assert "stored in the ledger as drill report 1" in out
+    # it went out as a real alert, signed by alice, and the node is its caller
+    ((aid, st),) = m.nodes[3].core.alerts.items()
+    assert st["origin"] is True and st["real"] is True
+    assert main(["drill", "report", "--all", "--format", "json"]) == 0
+    (stored,) = json.loads(capsys.readouterr().out)
+    assert stored["alert"] == aid.hex() and stored["real"] is True and stored["author"] == "alice"
 
 
 def test_help_and_one_line_errors(mesh, capsys):
@@ -214,3 +224,85 @@ def test_help_and_one_line_errors(mesh, capsys):
         err = capsys.readouterr().err
         assert rc != 0, argv
         assert err.count("\n") == 1 and err.startswith("plexus: error:") and "Traceback" not in err, (argv, err)
+
+
+class _TallyOnlyClient:
+    """A node whose EVENT lines never arrive: the watch must fall back to polling TALLY."""
+
+    def __init__(self, aid: bytes, kid_hex: str):
+        self.aid, self.kid_hex, self.polls = aid, kid_hex, 0
+
+    def events(self, wait: float = 0.0) -> list:
+        time.sleep(min(wait, 0.05))
+        return []
+
+    def tally(self, aid: bytes) -> dict:
+        assert aid == self.aid
+        self.polls += 1
+        return {
+            "alert": aid.hex(),
+            "receipts": [
+                {
+                    "node": self.kid_hex,
+                    "name": "n1",
+                    "state": "confirmed",
+                    "hops": 1,
+                    "via": 7,
+                    "t_reached": 1000,
+                    "t_confirmed": 4000,
+                }
+            ],
+        }
+
+
+def test_watch_falls_back_to_tally_and_stops_when_everyone_confirmed(monkeypatch):
+    from plexus import drill as drillmod
+    from plexus.commands import drill as drillcmd
+    from rich.console import Console
+
+    monkeypatch.setattr(drillcmd, "TALLY_EVERY_S", 0.1)
+    kid = bytes(range(8))
+    nodes = [{"name": "n1", "short": msg.short_id(kid), "holder": "h", "contact": "c", "kid": kid.hex()}]
+    aid = bytes(16)
+    tally = drillmod.Tally(aid, nodes, 50_000)
+    c = _TallyOnlyClient(aid, kid.hex())
+    t0 = time.monotonic()
+    assert drillcmd.watch(c, tally, "x", 30, Console(file=io.StringIO())) is False
+    assert time.monotonic() - t0 < 5 and c.polls >= 1
+    assert tally.all_confirmed()
+    # the caller's own "message" event anchors node time: the tally's node milliseconds become report times
+    assert tally.on_event({"type": "message", "id": aid.hex(), "t": 0}, 99_999) is False
+    assert tally.on_tally(c.tally(aid), 99_999) is True  # laptop arrival times give way to the node's earlier ones
+    assert (tally.seconds("n1", "reached"), tally.seconds("n1", "confirmed")) == (1.0, 4.0)
+    assert tally.on_tally(c.tally(aid), 99_999) is False  # nothing new
+    tally2 = drillmod.Tally(aid, nodes, 50_000)
+    tally2.on_event({"type": "message", "id": aid.hex(), "t": 0}, 50_000)
+    tally2.on_tally(c.tally(aid), 99_999)
+    assert (tally2.seconds("n1", "reached"), tally2.seconds("n1", "confirmed")) == (1.0, 4.0)
+    rep = drillmod.build_report("x", "n0", tally2.started_ms, nodes, tally2.receipts())
+    assert rep["confirmed"] == 1 and rep["rows"][0]["confirmed_s"] == 4.0 and rep["phone_chain"] == []
+    # a receipt's signed time (from an EVENT) wins over the arrival time the tally gives
+    tally2.on_event(
+        {
+            "type": "receipt",
+            "alert": aid.hex(),
+            "node": kid.hex(),
+            "state": "reached",
+            "hops": 1,
+            "via": 7,
+            "t": 9000,
+            "at_s": 0,
+        },
+        60_000,
+    )
+    assert tally2.seconds("n1", "reached") == 0.0
+
+
+def test_parse_duration():
+    from plexus.drill import parse_duration
+
+    assert parse_duration("90s") == 90 and parse_duration("10m") == 600 and parse_duration("1h") == 3600
+    assert parse_duration("1m30s") == 90 and parse_duration("45") == 45
+    for bad in ("", "soon", "-5s", "0", "10 m", "5x", "m"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
