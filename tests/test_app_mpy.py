@@ -1,0 +1,312 @@
+"""The whole device app (plexnode.app) under real MicroPython: fake `machine` (tests/fakemachine.py) with a
+register-level SX127x, fake stdin/stdout, a simulated clock, one simulated minute of traffic.
+
+Frames and host-link lines are made in CPython (real Ed25519 via `cryptography`, real group key) and handed
+to MicroPython as hex; what the app printed and sent comes back as JSON and is checked here in CPython.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from corekit import CRYPTO, Mesh
+from plexwire import frame, hostlink, msg
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+FAKE_SRC = (HERE / "fakemachine.py").read_text()
+BOARD = json.loads((ROOT / "boards" / "heltec_v2.json").read_text())
+TIME_S = 90_000_000
+
+# MicroPython-subset driver: runs the app for run_ms of simulated time while a scenario task injects traffic.
+DRIVER = r'''
+import asyncio, json, binascii, sys
+import fakemachine as M
+from plexnode import app as A
+
+class SimClock:
+    def __init__(self):
+        self.t = 0
+        self.stopped = False
+    def now(self):
+        return self.t
+    async def sleep(self, ms):
+        end = self.t + (ms if ms > 0 else 1)
+        await asyncio.sleep(0)
+        while self.t < end and not self.stopped:
+            await asyncio.sleep(0)
+
+class FakeStdin:
+    def __init__(self, clock):
+        self.q = []
+        self.clock = clock
+    async def readline(self):
+        if not self.q:
+            await self.clock.sleep(10)
+            return b""
+        return self.q.pop(0)
+
+class FakeStdout:
+    def __init__(self):
+        self.data = bytearray()
+    def write(self, b):
+        self.data.extend(b)
+
+def _setup_fs(root, files):
+    import os
+    try:
+        os.mkdir(root)
+    except OSError:
+        pass
+    for name in files:
+        v = files[name]
+        with open(root + "/" + name, "wb") as f:
+            f.write(binascii.unhexlify(v) if name == "node.key" else v.encode())
+
+async def run_scenario(root, files, script, run_ms, step_ms=20):
+    _setup_fs(root, files)
+    M.LEVELS.clear()
+    M.CS.clear()
+    del M.WDTS[:]
+    chip = M.attach_sx127x(FILES_NSS)
+    clock = SimClock()
+    sin = FakeStdin(clock)
+    sout = FakeStdout()
+    snaps = {}
+    state = {"done": False}
+    a = A.App(machine=M, stdin=sin, stdout=sout, fs_root=root, clock=clock)
+
+    async def ticker():
+        while not state["done"]:
+            clock.t += step_ms
+            await asyncio.sleep(0)
+        clock.stopped = True
+
+    async def scenario():
+        for at, what, arg in script:
+            while clock.t < at and not state["done"]:
+                await asyncio.sleep(0)
+            if state["done"]:
+                return
+            if what == "rx":
+                chip.inject(binascii.unhexlify(arg))
+            elif what == "host":
+                sin.q.append(arg.encode())
+            elif what == "button":
+                M.LEVELS[0] = arg
+            elif what == "snap":
+                d = a.display
+                snaps[arg] = {"screen": d.screen, "title": d.title, "lines": d.lines, "led": M.LEVELS.get(25)}
+
+    async def app_runner():
+        await a.run(run_ms)
+        state["done"] = True
+
+    # everything runs in tasks that end together: the WebAssembly port resumes a top-level await only
+    # when MicroPython's scheduler has nothing left to run
+    tk = asyncio.create_task(ticker())
+    sc = asyncio.create_task(scenario())
+    ap = asyncio.create_task(app_runner())
+    await ap
+    await sc
+    await tk
+    for _ in range(5):
+        await asyncio.sleep(0)
+    return {
+        "t": clock.t,
+        "out": binascii.hexlify(sout.data).decode(),
+        "sent": [binascii.hexlify(f).decode() for f in chip.sent],
+        "cads": chip.cads,
+        "stored": a.core.store.count,
+        "errors": a.errors,
+        "drops": a.core.drops,
+        "rx_frames": a.rx_frames,
+        "tx_frames": a.tx_frames,
+        "wdt_feeds": a.wdt_feeds,
+        "wdt_timeout": M.WDTS[0].timeout if M.WDTS else None,
+        "confirmed": [binascii.hexlify(x).decode() for x in a.confirmed],
+        "snaps": snaps,
+        "radio_rx_ok": a.radio.rx_ok if a.radio else None,
+    }
+'''
+
+
+def _traffic():
+    """A group with the device (n0) and a neighbour (n1); frames from n1 and host-link lines from a member."""
+    mesh = Mesh(2, time_s=TIME_S)
+    doc, secret = mesh.doc, mesh.secret
+    n1 = mesh.nodes[1]
+
+    def frame_of(action):
+        action()
+        t = n1.get_timer()
+        frames = n1.frames_to_send(t)
+        assert len(frames) == 1
+        return frames[0]
+
+    b_id = n1.post_bulletin("Meeting moved to the library, 7pm", 0)
+    bulletin = frame_of(lambda: None)
+    a_id = n1.start_drill("Drill: check in please", 10)
+    alert = frame_of(lambda: None)
+    # a member's signed bulletin, POSTed over the host link
+    alice = mesh.member_seeds["alice"]
+    pub = CRYPTO.public_key(alice)
+    unsigned = msg.encode_unsigned(msg.BULLETIN, {"flags": 0, "text": "From the laptop"}, msg.key_id(pub), TIME_S + 5)
+    inner = msg.finish(unsigned, CRYPTO.sign(alice, msg.signing_bytes(n1.group_id, unsigned)))
+    post = hostlink.encode(hostlink.POST, 7, hostlink.pack_record(inner))
+    sync = hostlink.encode(hostlink.SYNC, 8, hostlink.pack_sync_request(0, 16))
+    status = hostlink.encode(hostlink.STATUS, 9)
+    files = {
+        "board.json": json.dumps(BOARD),
+        "config.json": json.dumps({"name": "n0", "region": "EU_868", "modem": "LONG_FAST", "time": TIME_S,
+                                   "beacon_s": 600, "first_beacon_ms": 45000, "wdt_ms": 20000}),
+        "group.json": json.dumps(doc),
+        "group.secret.json": json.dumps({"secret": secret.hex(), "epoch": 0}),
+        "node.key": mesh.seeds["n0"].hex(),
+    }
+    return {"files": files, "bulletin": bulletin, "b_id": b_id, "alert": alert, "a_id": a_id, "post": post,
+            "sync": sync, "status": status, "secret": secret, "doc": doc, "post_inner": inner}
+
+
+def _host_lines(out: bytes):
+    """(op, req_id, body) of every host-link line the app wrote, and the plain log lines."""
+    frames, logs = [], []
+    for ln in out.split(b"\n"):
+        if not ln:
+            continue
+        if b"~" in ln:
+            frames.append(hostlink.decode_line(ln))
+        else:
+            logs.append(ln.decode())
+    return frames, logs
+
+
+def _run(mpy, tr, root):
+    script = [
+        (1000, "rx", tr["bulletin"].hex()),
+        (2000, "rx", "0123456789abcdef0011223344556677889900"),  # garbage: dropped, node keeps going
+        (3000, "host", tr["post"].decode()),
+        (2500, "snap", "after_bulletin"),
+        (9000, "snap", "after_post"),
+        (20000, "rx", tr["alert"].hex()),
+        (22000, "snap", "after_alert"),
+        (25000, "button", 0),
+        (25200, "button", 1),
+        (40000, "host", tr["sync"].decode()),
+        (41000, "host", tr["status"].decode()),
+        (41000, "host", "not a host-link line\n"),
+    ]
+    src = DRIVER.replace("FILES_NSS", str(BOARD["radio"]["pins"]["nss"]))
+    code = (
+        "import sys\ntry:\n    import os\n    os.mkdir('/fake')\nexcept OSError:\n    pass\n"
+        "with open('/fake/fakemachine.py', 'w') as f:\n    f.write(%r)\n"
+        "if '/fake' not in sys.path:\n    sys.path.append('/fake')\n" % FAKE_SRC
+    )
+    code += src + "\n_r = await asyncio.create_task(run_scenario(%r, %s, %s, 60000))\nprint('@@' + json.dumps(_r))\n" % (
+        root, json.dumps(tr["files"]), json.dumps(script))
+    out = mpy.run_async(code, timeout=600)
+    line = [ln for ln in out.splitlines() if ln.startswith("@@")][-1]
+    return json.loads(line[2:])
+
+
+@pytest.fixture(scope="module")
+def traffic():
+    return _traffic()
+
+
+@pytest.fixture(scope="module")
+def minute(mpy, traffic):
+    return _run(mpy, traffic, "/app_minute")
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+def test_app_runs_a_simulated_minute(minute):
+    r = minute
+    assert r["t"] >= 60000
+    assert r["wdt_timeout"] == 20000 and r["wdt_feeds"] >= 500  # fed every 100 ms of the minute
+    assert r["errors"] == {}, r["errors"]
+    assert r["radio_rx_ok"] == 3 and r["rx_frames"] == 3
+    assert r["drops"] == {"malformed": 1}  # the garbage frame, and nothing else
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+def test_app_stores_and_relays_received_bulletin(minute, traffic):
+    r = minute
+    # bulletin from the radio + member post over the host link (the drill alert is stored too)
+    assert r["stored"] == 3
+    sent = [bytes.fromhex(s) for s in r["sent"]]
+    tags = [frame.frame_tag(f) for f in sent]
+    assert frame.frame_tag(traffic["bulletin"]) in tags  # relayed: the same sealed frame, new header
+    relay = sent[tags.index(frame.frame_tag(traffic["bulletin"]))]
+    assert frame.parse_header(relay).hops == 1
+    gk = frame.GroupKey(traffic["secret"], 0)
+    inners = [gk.open(f) for f in sent]
+    assert traffic["post_inner"] in inners  # the host-posted bulletin went on air too
+    assert r["tx_frames"] == len(sent) and r["cads"] >= len(sent)  # CAD before every transmission
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+def test_app_host_link_replies_and_events(minute, traffic):
+    frames, logs = _host_lines(bytes.fromhex(minute["out"]))
+    by_req = {req: (op, body) for op, req, body in frames if req}
+    op, body = by_req[7]
+    assert op == hostlink.POST | hostlink.REPLY and json.loads(body)["accepted"] is True
+    op, body = by_req[8]
+    assert op == hostlink.SYNC | hostlink.REPLY
+    nxt, more, recs = hostlink.unpack_sync_reply(body)
+    inners = [hostlink.unpack_record(rec)[0] for _, rec in recs]
+    assert len(recs) == 3 and traffic["post_inner"] in inners and not more
+    op, body = by_req[9]
+    st = json.loads(body)
+    assert op == hostlink.STATUS | hostlink.REPLY and st["name"] == "n0" and st["stored"] == 3
+    events = [json.loads(body) for op, req, body in frames if op == hostlink.EVENT]
+    msgs = [e for e in events if e["type"] == "message"]
+    assert traffic["b_id"].hex() in [e["id"] for e in msgs]
+    assert any(e.get("text") == "Meeting moved to the library, 7pm" for e in msgs)
+    alerts = [e for e in events if e["type"] == "alert"]
+    assert [a["id"] for a in alerts] == [traffic["a_id"].hex()] and alerts[0]["real"] is False
+    assert any("up" in ln for ln in logs)  # the start-up log line is not a host-link line
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+def test_app_display_and_button_confirm(minute, traffic):
+    s = minute["snaps"]
+    assert s["after_bulletin"]["screen"] == "message"
+    assert s["after_bulletin"]["title"] == "n1"
+    assert "library" in " ".join(s["after_bulletin"]["lines"])
+    assert s["after_post"]["title"] == "alice" and s["after_post"]["lines"] == ["From the laptop"]
+    assert s["after_alert"]["screen"] == "alert" and s["after_alert"]["title"] == "-- DRILL --"
+    # short press confirmed the drill: a signed receipt went out
+    assert minute["confirmed"] == [traffic["a_id"].hex()]
+    gk = frame.GroupKey(traffic["secret"], 0)
+    kinds = [gk.open(bytes.fromhex(f))[0] for f in minute["sent"]]
+    assert msg.RECEIPT in kinds, kinds
+
+
+# --- the same app on CPython (fast; catches logic errors without the rig) -------------------------------
+
+
+def test_app_on_cpython(tmp_path, traffic, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    import fakemachine  # noqa: F401
+
+    ns: dict = {}
+    src = DRIVER.replace("FILES_NSS", str(BOARD["radio"]["pins"]["nss"]))
+    exec(compile(src, "driver", "exec"), ns)
+    script = [(1000, "rx", traffic["bulletin"].hex()), (3000, "host", traffic["post"].decode()), (9000, "snap", "s"),
+              (12000, "host", traffic["sync"].decode())]
+    r = asyncio.run(ns["run_scenario"](str(tmp_path), traffic["files"], script, 15000, 5))
+    assert r["errors"] == {} and r["stored"] == 2
+    assert frame.frame_tag(traffic["bulletin"]) in [frame.frame_tag(bytes.fromhex(f)) for f in r["sent"]]
+    assert r["snaps"]["s"]["screen"] == "message"
+    frames, _ = _host_lines(bytes.fromhex(r["out"]))
+    assert {req for _, req, _ in frames if req} == {7, 8}
+    sys.modules.pop("fakemachine", None)
