@@ -199,3 +199,28 @@ def test_draw_is_deterministic_and_uniform_enough():
     assert min(counts.values()) > 140 and max(counts.values()) < 260
     with pytest.raises(ValueError):
         governance.draw(gid, "care", 1, 2, seedid, elig, 11)
+
+
+def test_ledger_verify_flags_what_a_node_would_reject(tmp_path, monkeypatch, capsys):
+    """A ledger fed by a compromised node holds a rigged mandate and an alert without a mandate: verify names them."""
+    from plexus.cli import main
+    from plexus.ledger import Ledger
+    from plexwire import hostlink
+
+    m = mesh(quorum=2)
+    led = Ledger(tmp_path / "l.sqlite", roster=m.doc)
+    rigged, _ = drawn_mandate(m, rig=True)
+    fair, holders = drawn_mandate(m)
+    other = next(w for w in MEMBERS if kid(m, w) not in holders)
+    stray = signed(m, other, msg.ALERT, {"flags": msg.ALERT_REAL, "text": "not mine to send"}, T0 + 50)
+    good = [signed(m, "ana", msg.BULLETIN, {"flags": 0, "text": "ok"}, T0)]
+    res = led.ingest([hostlink.pack_record(x) for x in good + [rigged, fair, stray]])
+    assert res.inserted == 4
+    led.close()
+    monkeypatch.setenv("PLEXUS_HOME", str(tmp_path))
+    capsys.readouterr()
+    assert main(["ledger", "verify", "--ledger", str(tmp_path / "l.sqlite")]) == 1
+    out = capsys.readouterr().out
+    assert "ledger OK: 4 records" in out
+    assert "record 2 (mandate): rigged draw" in out and "record 4 (alert): no mandate" in out
+    assert "record 3" not in out

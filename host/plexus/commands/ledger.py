@@ -114,16 +114,23 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from plexus.audit import audit
+
     with user_errors():
         with open_ledger(args) as led:
             res = led.verify(workers=args.workers)
+            flags = audit(led) if res.ok else []
     if args.json:
-        print_json(res.as_dict())
+        d = res.as_dict()
+        d["governance_flags"] = flags
+        print_json(d)
     elif res.ok:
         print("ledger OK: %d records, every signature and chain link checks; head %s" % (res.count, res.head_hash.hex()))
+        for f in flags:
+            print("ledger FLAG: record %d (%s): %s" % (f["record"], f["kind"], f["reason"]))
     else:
         print("ledger BAD: record %s: %s" % (res.first_bad, res.reason))
-    return 0 if res.ok else 1
+    return 0 if res.ok and not flags else 1
 
 
 # ---- export
