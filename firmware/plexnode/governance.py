@@ -38,8 +38,9 @@ class Governance:
         k = m.kind
         if k == msg.MANDATE:
             f = m.f
-            if f["method"] == msg.METHOD_LOT:
-                elig = governance.eligible_members(self.node.roster)
+            if f["method"] & 0x0F == msg.METHOD_LOT:
+                exclude = self.previous_holders(f["role"], f["start"]) if f["method"] & msg.METHOD_EXCLUDE_LAST else ()
+                elig = governance.eligible_members(self.node.roster, exclude)
                 try:
                     want = governance.draw(self.node.group_id, f["role"], f["start"], f["end"], f["seed"], elig, len(f["holders"]))
                 except ValueError:
@@ -62,6 +63,15 @@ class Governance:
             if not self.holds(m.author, m.time, gate):
                 return "no_mandate"
         return None
+
+    def previous_holders(self, role, start):
+        """Holders of the latest adopted mandate for `role` that began before `start` (the last term)."""
+        best = None
+        for mid in self.mandates:
+            r, s0, end, holders, recalled = self.mandates[mid]
+            if r == role and s0 < start and (best is None or s0 > best[0]):
+                best = (s0, holders)
+        return best[1] if best else ()
 
     def holds(self, kid, t, role=None):
         for mid in self.mandates:

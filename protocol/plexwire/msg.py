@@ -118,6 +118,7 @@ ROSTER_ADD_NODE = const(2)
 ROSTER_UPDATE = const(3)
 METHOD_LOT = const(0)
 METHOD_ELECTION = const(1)
+METHOD_EXCLUDE_LAST = const(0x10)  # flag on a LOT draw: the role's previous holders were not eligible
 MAX_SEATS = const(16)
 
 SIG_DOMAIN = b"plexus/v1/sig\x00"
@@ -287,7 +288,7 @@ def _check_fields(kind, f, body_len):
         if not 1 <= f["state"] <= 2:
             raise DecodeError("bad receipt state")
     elif kind == MANDATE:
-        if not f["role"] or f["end"] <= f["start"] or f["method"] > METHOD_ELECTION:
+        if not f["role"] or f["end"] <= f["start"] or f["method"] & 0x0F > METHOD_ELECTION or f["method"] & 0xE0:
             raise DecodeError("bad mandate")
         h = f["holders"]
         if not 1 <= len(h) <= MAX_SEATS:
