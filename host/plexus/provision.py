@@ -1,0 +1,434 @@
+"""`plexus node provision`: put MicroPython, the Plexus firmware and the node configuration on a board.
+
+Steps (each one only when it applies):
+
+1. flash the MicroPython image the user supplies (``--micropython IMAGE.bin``) with esptool's Python API: the chip
+   esptool detects must be the board profile's ``chip`` (boards/README.md), and so must the chip id in the image
+   header; the image goes to 0x1000 on the ESP32 and 0x0 on the ESP32-S3 (where MicroPython's ESP32 port puts its
+   bootloader). ``--erase`` erases the whole flash first.
+2. over mpremote's raw-REPL transport: upload the compiled firmware (``build/mpy/**`` to ``/lib/**``, made by
+   ``tools/build_mpy.py``), ``firmware/main.py``, the board profile (``/board.json``), the roster (``/group.json``),
+   the group secret (``/group.secret.json``) and ``/config.json``; create ``/node.key`` (a fresh 32-byte seed from
+   the laptop's ``os.urandom``) unless the node has one. Files whose SHA-256 already matches are skipped.
+   Re-provisioning keeps ``/store.log`` and ``/node.key``; ``--erase`` without an image deletes every file but
+   ``/boot.py`` first.
+3. soft reset (Ctrl-B then Ctrl-D: MicroPython runs main.py only after a soft reset from the friendly REPL) and ask
+   the node HELLO over the host link; print its public key for ``plexus group init ... --node NAME=KEY``.
+
+The flasher and the raw-REPL transport are injectable (``provision(..., flasher=, transport_factory=)``) so the
+flow runs against an emulated board in tests.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[2]
+BOARDS_DIR = ROOT / "boards"
+MPY_DIR = ROOT / "build" / "mpy"
+MAIN_PY = ROOT / "firmware" / "main.py"
+
+# where MicroPython's ESP32 port images start (micropython.org/download: "esptool.py write_flash 0x1000" for
+# ESP32_GENERIC, "0" for ESP32_GENERIC_S3)
+FLASH_ADDR = {"esp32": 0x1000, "esp32s3": 0x0}
+# esp_image_header_t (ESP-IDF bootloader_support/include/esp_app_format.h): magic 0xE9 at byte 0, chip_id (u16 LE)
+# at byte 12; esp_chip_id_t values
+IMAGE_MAGIC = 0xE9
+IMAGE_CHIP_IDS = {0x0000: "esp32", 0x0002: "esp32s2", 0x0005: "esp32c3", 0x0009: "esp32s3", 0x000C: "esp32c2",
+                  0x000D: "esp32c6", 0x0010: "esp32h2", 0x0012: "esp32p4"}
+CHUNK = 1024  # bytes per raw-REPL write: its repr compiles in a few KB of the ESP32 heap
+REPL_TIMEOUT = 15.0  # seconds to wait for the raw REPL (a freshly flashed board formats its filesystem first)
+FLASHER: Any = None  # a flasher object (connect(port) -> session); None: esptool. Tests put a fake here.
+
+
+def _user_error(msg: str) -> Exception:
+    from plexus.cli import UserError
+
+    return UserError(msg)
+
+
+# ---- inputs ------------------------------------------------------------------------------------------------
+
+
+def load_board(board_id: str, boards_dir: Path = BOARDS_DIR) -> dict:
+    path = Path(boards_dir) / (board_id + ".json")
+    if not board_id or "/" in board_id or not path.is_file():
+        known = sorted(p.stem for p in Path(boards_dir).glob("*.json"))
+        raise _user_error("unknown board %r: choose one of %s" % (board_id, ", ".join(known) or "(none)"))
+    try:
+        prof = json.loads(path.read_text())
+    except ValueError:
+        raise _user_error("%s is not valid JSON" % path) from None
+    if prof.get("chip") not in FLASH_ADDR:
+        raise _user_error("%s: chip %r is not one the provisioning tool can flash" % (path, prof.get("chip")))
+    return prof
+
+
+def image_chip(image: Path) -> str:
+    """The chip an ESP firmware image is built for, from its header; UserError when it is not one."""
+    try:
+        head = Path(image).read_bytes()[:16]
+    except FileNotFoundError:
+        raise _user_error("no MicroPython image at %s" % image) from None
+    except IsADirectoryError:
+        raise _user_error("%s is a directory, not a MicroPython image" % image) from None
+    if len(head) < 16 or head[0] != IMAGE_MAGIC:
+        raise _user_error("%s is not an ESP firmware image (no 0xE9 header)" % image)
+    cid = int.from_bytes(head[12:14], "little")
+    return IMAGE_CHIP_IDS.get(cid, "chip id %d" % cid)
+
+
+def check_image(image: Path, board: dict) -> None:
+    got = image_chip(image)
+    if got != board["chip"]:
+        raise _user_error("%s is built for %s but board %s has %s" % (image, got, board["id"], board["chip"]))
+
+
+def pick_port(port: str | None, comports: Callable[[], Any] | None = None) -> str:
+    if port and port != "auto":
+        if os.name == "posix" and "://" not in port and not os.path.exists(port):
+            raise _user_error("cannot open %s: no such port (`plexus devices` lists them)" % port)
+        return port
+    from plexus import devices
+
+    cands = devices.list_devices(comports=comports)
+    if len(cands) == 1:
+        return cands[0]["port"]
+    if not cands:
+        raise _user_error("no serial port with a known USB-UART chip: plug the board in or give --port "
+                          "(`plexus devices --all` lists every port)")
+    raise _user_error("several boards found (%s): choose one with --port" %
+                      ", ".join("%s %s" % (d["port"], d["chip"]) for d in cands))
+
+
+def firmware_files(mpy_dir: Path = MPY_DIR, main_py: Path = MAIN_PY) -> list[tuple[str, bytes]]:
+    mpy_dir, main_py = Path(mpy_dir), Path(main_py)
+    mpys = sorted(mpy_dir.rglob("*.mpy")) if mpy_dir.is_dir() else []
+    if not mpys:
+        raise _user_error("no compiled firmware in %s: run `make build` (tools/build_mpy.py)" % mpy_dir)
+    if not main_py.is_file():
+        raise _user_error("no %s: the node has nothing to run at boot" % main_py)
+    out = [("/lib/" + p.relative_to(mpy_dir).as_posix(), p.read_bytes()) for p in mpys]
+    out.append(("/main.py", main_py.read_bytes()))
+    return out
+
+
+def _dirs_of(paths: list[str]) -> list[str]:
+    dirs: set[str] = set()
+    for p in paths:
+        parts = p.split("/")[1:-1]
+        for i in range(1, len(parts) + 1):
+            dirs.add("/" + "/".join(parts[:i]))
+    return sorted(dirs, key=lambda d: (d.count("/"), d))
+
+
+# ---- flashing ----------------------------------------------------------------------------------------------
+
+
+class _EsptoolSession:
+    def __init__(self, esp: Any):
+        self.esp = esp
+        self.chip = esp.CHIP_NAME.lower().replace("-", "")
+
+    def write(self, address: int, image: str, erase: bool) -> None:
+        from esptool.cmds import attach_flash, erase_flash, reset_chip, run_stub, write_flash
+
+        esp = run_stub(self.esp)
+        attach_flash(esp)
+        if erase:
+            erase_flash(esp)
+        write_flash(esp, [(address, image)])
+        reset_chip(esp, "hard-reset")
+        self.esp = esp
+
+    def close(self) -> None:
+        try:
+            self.esp._port.close()
+        except Exception:
+            pass
+
+
+class EsptoolFlasher:
+    """esptool 5.x Python API (esptool.cmds): detect_chip, run_stub, attach_flash, erase_flash, write_flash."""
+
+    def connect(self, port: str) -> _EsptoolSession:
+        from esptool.cmds import detect_chip
+
+        try:
+            return _EsptoolSession(detect_chip(port))
+        except Exception as e:  # esptool.util.FatalError, serial errors
+            raise _user_error("esptool could not reach a chip on %s: %s" % (port, str(e).splitlines()[0] if str(e) else e)) from None
+
+
+def flash(port: str, image: Path, board: dict, erase: bool, flasher: Any) -> str:
+    """Check image and chip against the board profile, then write the image. Returns the detected chip."""
+    want = board["chip"]
+    check_image(image, board)
+    sess = flasher.connect(port)
+    try:
+        if sess.chip != want:
+            raise _user_error("the board on %s is %s, but profile %s needs %s: wrong --board?" % (port, sess.chip, board["id"], want))
+        sess.write(FLASH_ADDR[want], str(image), erase)
+    finally:
+        sess.close()
+    return want
+
+
+# ---- the raw REPL ------------------------------------------------------------------------------------------
+
+
+def _serial_transport(port: str) -> Any:
+    from mpremote.transport import TransportError
+    from mpremote.transport_serial import SerialTransport
+
+    try:
+        return SerialTransport(port, baudrate=115200)
+    except TransportError:
+        raise _user_error("cannot open %s" % port) from None
+
+
+def _enter_raw(t: Any, deadline: float) -> None:
+    from mpremote.transport import TransportError
+
+    while True:
+        try:
+            t.enter_raw_repl(soft_reset=False, timeout_overall=max(0.5, min(3.0, deadline - time.monotonic())))
+            return
+        except TransportError:
+            if time.monotonic() > deadline:
+                raise _user_error("no MicroPython REPL on %s (is MicroPython flashed? try --micropython IMAGE.bin)" % t.device_name) from None
+
+
+def _exec(t: Any, code: str) -> bytes:
+    from mpremote.transport import TransportError
+
+    try:
+        return t.exec(code)
+    except TransportError as e:
+        err = getattr(e, "error_output", "") or str(e)
+        raise _user_error("the board failed: %s" % (err.strip().splitlines() or ["?"])[-1]) from None
+
+
+_HASHES = """import os, hashlib
+def _h(p):
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    while True:
+        b = f.read(512)
+        if not b:
+            break
+        h.update(b)
+    f.close()
+    return h.digest()
+print(repr(dict((p, _h(p)) for p in %r)))
+"""
+
+_WIPE = """import os
+def _rm(d):
+    for e in list(os.ilistdir(d)):
+        p = (d if d != '/' else '') + '/' + e[0]
+        if e[1] & 0x4000:
+            _rm(p)
+            os.rmdir(p)
+        elif p != '/boot.py':
+            os.remove(p)
+_rm('/')
+"""
+
+_MKDIRS = """import os
+for d in %r:
+    try:
+        os.mkdir(d)
+    except OSError:
+        pass
+"""
+
+
+def remote_hashes(t: Any, paths: list[str]) -> dict:
+    out = _exec(t, _HASHES % (paths,)).decode().strip()
+    return ast.literal_eval(out)
+
+
+# ---- the whole flow ----------------------------------------------------------------------------------------
+
+
+def inputs(board_id: str, port: str | None = "auto", image: str | os.PathLike | None = None,
+           group: str | os.PathLike | None = None, mpy_dir: str | os.PathLike = MPY_DIR,
+           main_py: str | os.PathLike = MAIN_PY, boards_dir: str | os.PathLike = BOARDS_DIR,
+           comports: Callable[[], Any] | None = None) -> tuple:
+    """Everything provisioning needs from the laptop, checked before the board is touched (UserError on a
+    mistake): (board profile, image path or None, firmware files, (roster doc, Roster, secret, epoch), port)."""
+    from plexus import groupcfg
+
+    board = load_board(board_id, Path(boards_dir))
+    img = Path(image) if image else None
+    if img is not None:
+        check_image(img, board)
+    fw = firmware_files(Path(mpy_dir), Path(main_py))
+    try:
+        grp = (groupcfg.load_doc(group), groupcfg.load_roster(group)) + groupcfg.load_secret(group)
+    except groupcfg.GroupError as e:
+        raise _user_error(str(e)) from None
+    return board, img, fw, grp, pick_port(port, comports)
+
+
+def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike | None = None, erase: bool = False,
+              group: str | os.PathLike | None = None, name: str | None = None, region: str | None = None,
+              mpy_dir: str | os.PathLike = MPY_DIR, main_py: str | os.PathLike = MAIN_PY,
+              boards_dir: str | os.PathLike = BOARDS_DIR, flasher: Any = None,
+              transport_factory: Callable[[str], Any] | None = None, comports: Callable[[], Any] | None = None,
+              hello_timeout: float = 30.0, repl_timeout: float | None = None, progress: Any = None) -> dict:
+    """Provision one board; returns the HELLO reply plus ``uploaded``/``skipped`` file counts and ``new_key``."""
+    from plexus.client import HostLinkClient, LinkError, NodeError
+
+    board, img, fw, (doc, roster, secret, epoch), port = inputs(board_id, port, image, group, mpy_dir, main_py,
+                                                                boards_dir, comports)
+
+    say = progress.console.print if progress is not None else (lambda *a, **k: None)
+    if img is not None:
+        say("flashing %s to %s (%s, %s)" % (img.name, port, board["chip"], "erasing first" if erase else "keeping other data"))
+        flash(port, img, board, erase, flasher or FLASHER or EsptoolFlasher())
+
+    t = (transport_factory or _serial_transport)(port)
+    try:
+        _enter_raw(t, time.monotonic() + (REPL_TIMEOUT if repl_timeout is None else repl_timeout))
+        if erase and img is None:
+            say("erasing the node's files (--erase)")
+            _exec(t, _WIPE)
+        cfg = {}
+        if t.fs_exists("/config.json"):  # keep the node's settings (modem, router, ...) unless given here
+            try:
+                old = json.loads(bytes(t.fs_readfile("/config.json")))
+                if isinstance(old, dict):
+                    cfg = old
+            except Exception:
+                pass
+        cfg["name"] = name or cfg.get("name") or board["id"]
+        cfg["board"] = board["id"]
+        if region:
+            cfg["region"] = region
+        files = list(fw)
+        files.append(("/board.json", (json.dumps(board, indent=1) + "\n").encode()))
+        files.append(("/group.json", (json.dumps(doc, indent=1) + "\n").encode()))
+        files.append(("/group.secret.json", json.dumps({"v": 1, "group_id": roster.group_id.hex(), "secret": secret.hex(),
+                                                         "epoch": epoch}).encode() + b"\n"))
+        files.append(("/config.json", (json.dumps(cfg) + "\n").encode()))
+        have = remote_hashes(t, [p for p, _ in files] + ["/node.key"])
+        seed = None
+        if have.get("/node.key") is None:
+            seed = os.urandom(32)
+            files.insert(0, ("/node.key", seed))
+        # main.py last: a board interrupted half-way does not boot a firmware with missing modules
+        files.sort(key=lambda f: f[0] == "/main.py")
+        todo = [(p, d) for p, d in files if have.get(p) != hashlib.sha256(d).digest()]
+        _exec(t, _MKDIRS % (_dirs_of([p for p, _ in todo]),))
+        total = sum(len(d) for _, d in todo)
+        task = progress.add_task("uploading %d files" % len(todo), total=total or 1) if progress is not None else None
+        done = 0
+        for p, d in todo:
+            base = done
+
+            def cb(written: int, size: int, base: int = base) -> None:
+                if progress is not None:
+                    progress.update(task, completed=base + written)
+
+            try:
+                t.fs_writefile(p, d, chunk_size=CHUNK, progress_callback=cb)
+            except Exception as e:
+                raise _user_error("writing %s on the board failed: %s" % (p, str(e).strip().splitlines()[-1:] or e)) from None
+            done += len(d)
+        if progress is not None:
+            progress.update(task, completed=total or 1)
+        check = remote_hashes(t, [p for p, _ in todo])
+        bad = [p for p, d in todo if check.get(p) != hashlib.sha256(d).digest()]
+        if bad:
+            raise _user_error("the board stored %s wrongly (hash mismatch)" % ", ".join(bad))
+        say("soft reset: starting the node")
+        t.exit_raw_repl()
+        t.serial.write(b"\x04")
+        t.serial.flush()
+    finally:
+        try:
+            t.close()
+        except Exception:
+            pass
+
+    deadline = time.monotonic() + hello_timeout
+    info = None
+    last = "no answer"
+    while info is None:
+        try:
+            with HostLinkClient(port, timeout=1.0, retries=0) as c:
+                info = c.hello()
+        except (LinkError, NodeError) as e:
+            last = str(e)
+            if time.monotonic() > deadline:
+                raise _user_error("the node did not answer HELLO on %s after provisioning: %s" % (port, last)) from None
+            time.sleep(0.3)
+    if info.get("group_id") != roster.group_id.hex():
+        raise _user_error("the node answers for group %s, not %s" % (info.get("group_id"), roster.group_id.hex()))
+    if seed is not None:
+        from plexus.crypto import HostCrypto
+
+        if info.get("node_key") != HostCrypto().public_key(seed).hex():
+            raise _user_error("the node reports key %s, not the one just stored" % info.get("node_key"))
+    info = dict(info)
+    info.update(port=port, uploaded=len(todo), skipped=len(files) - len(todo), new_key=seed is not None,
+                bytes=total, board=board["id"])
+    return info
+
+
+# ---- CLI ---------------------------------------------------------------------------------------------------
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--board", required=True, help="board profile id (a file in boards/, e.g. heltec_v3)")
+    p.add_argument("--port", default="auto", help="serial port (default auto: the one board `plexus devices` recognises)")
+    p.add_argument("--micropython", metavar="IMAGE.bin", help="flash this MicroPython image first (esptool)")
+    p.add_argument("--erase", action="store_true",
+                   help="start clean: erase the flash (with --micropython) or delete the node's files, "
+                        "including its stored messages and key")
+    p.add_argument("--group", help="roster document (default: $PLEXUS_HOME/group.json; the secret beside it)")
+    p.add_argument("--name", help="node name (default: the name it has, else the board id)")
+    from plexnode.dutycycle import REGIONS
+
+    p.add_argument("--region", choices=sorted(REGIONS), help="duty-cycle region for config.json (default: the node's, EU_868)")
+    p.add_argument("--mpy-dir", default=str(MPY_DIR), help=argparse_suppress())
+    p.add_argument("--main", default=str(MAIN_PY), help=argparse_suppress())
+    p.add_argument("--hello-timeout", type=float, default=30.0, help="seconds to wait for the node after the reset")
+
+
+def argparse_suppress() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    # the user's mistakes first, before anything is drawn or touched
+    port = inputs(args.board, args.port, args.micropython, args.group, args.mpy_dir, args.main)[-1]
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                  console=console, transient=False) as prog:
+        info = provision(args.board, port, args.micropython, args.erase, args.group, args.name, args.region,
+                         mpy_dir=args.mpy_dir, main_py=args.main, hello_timeout=args.hello_timeout, progress=prog)
+    print("node %s (%s) on %s answers: %d files uploaded, %d unchanged%s" % (
+        info.get("name"), info["board"], info["port"], info["uploaded"], info["skipped"],
+        ", new node key" if info["new_key"] else ", node key kept"))
+    print("node key %s (key id %s)" % (info.get("node_key"), info.get("key_id")))
+    print("add it to the roster: plexus group init ... --node %s=%s" % (info.get("name"), info.get("node_key")))
+    sys.stdout.flush()
+    return 0
