@@ -117,11 +117,16 @@ def test_reprovision_keeps_messages_and_key(world, capsys, main_py):
     assert store
     capsys.readouterr()
     emu.file("/main.py").write_bytes(b"# an older firmware\n")
+    emu.file("/lib/plexnode/renamed_module.mpy").write_bytes(b"M\x06old")
+    emu.file("/lib/mine.py").write_text("# the user's own library")
     assert prov(emu) == 0
     out = capsys.readouterr().out
     assert "1 files uploaded" in out and "node key kept" in out  # only the changed main.py went over the wire
     assert emu.file("/main.py").read_bytes() == main_py.read_bytes()
     assert emu.file("/node.key").read_bytes() == seed
+    assert not emu.file("/lib/plexnode/renamed_module.mpy").exists()  # stale firmware modules go
+    assert emu.file("/lib/mine.py").exists()  # anything outside the firmware's folders stays
+    assert emu.file("/lib/plexnode/core.mpy").exists()
     assert emu.file("/store.log").read_bytes()[: len(store)] == store
     assert json.loads(emu.file("/config.json").read_text())["name"] == "hub"  # kept without --name
     assert emu.boots == 2

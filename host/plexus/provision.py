@@ -43,6 +43,7 @@ FLASH_ADDR = {"esp32": 0x1000, "esp32s3": 0x0}
 IMAGE_MAGIC = 0xE9
 IMAGE_CHIP_IDS = {0x0000: "esp32", 0x0002: "esp32s2", 0x0005: "esp32c3", 0x0009: "esp32s3", 0x000C: "esp32c2",
                   0x000D: "esp32c6", 0x0010: "esp32h2", 0x0012: "esp32p4"}
+FIRMWARE_LIBS = ["/lib/plexnode", "/lib/plexwire"]  # device folders that hold only what build/mpy has
 CHUNK = 1024  # bytes per raw-REPL write: its repr compiles in a few KB of the ESP32 heap
 REPL_TIMEOUT = 15.0  # seconds to wait for the raw REPL (a freshly flashed board formats its filesystem first)
 FLASHER: Any = None  # a flasher object (connect(port) -> session); None: esptool. Tests put a fake here.
@@ -245,6 +246,28 @@ def _rm(d):
 _rm('/')
 """
 
+_SWEEP = """import os
+def _walk(d, out):
+    try:
+        ents = list(os.ilistdir(d))
+    except OSError:
+        return
+    for e in ents:
+        p = d + '/' + e[0]
+        if e[1] & 0x4000:
+            _walk(p, out)
+        else:
+            out.append(p)
+_found = []
+for _d in %r:
+    _walk(_d, _found)
+_keep = %r
+for _p in _found:
+    if _p not in _keep:
+        os.remove(_p)
+print(repr([_p for _p in _found if _p not in _keep]))
+"""
+
 _MKDIRS = """import os
 for d in %r:
     try:
@@ -349,6 +372,10 @@ def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike
             done += len(d)
         if progress is not None:
             progress.update(task, completed=total or 1)
+        # modules the build no longer has (renamed or removed) would still be importable: delete them
+        stale = ast.literal_eval(_exec(t, _SWEEP % (FIRMWARE_LIBS, sorted(p for p, _ in files))).decode().strip())
+        if stale:
+            say("removed %d stale firmware files" % len(stale))
         check = remote_hashes(t, [p for p, _ in todo])
         bad = [p for p, d in todo if check.get(p) != hashlib.sha256(d).digest()]
         if bad:
@@ -383,7 +410,7 @@ def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike
         if info.get("node_key") != HostCrypto().public_key(seed).hex():
             raise _user_error("the node reports key %s, not the one just stored" % info.get("node_key"))
     info = dict(info)
-    info.update(port=port, uploaded=len(todo), skipped=len(files) - len(todo), new_key=seed is not None,
+    info.update(stale=len(stale), port=port, uploaded=len(todo), skipped=len(files) - len(todo), new_key=seed is not None,
                 bytes=total, board=board["id"])
     return info
 
