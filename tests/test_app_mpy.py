@@ -27,6 +27,7 @@ DRIVER = r'''
 import asyncio, json, binascii, sys
 import fakemachine as M
 from plexnode import app as A
+LAST = {}
 
 class SimClock:
     def __init__(self):
@@ -79,6 +80,7 @@ async def run_scenario(root, files, script, run_ms, step_ms=20):
     snaps = {}
     state = {"done": False}
     a = A.App(machine=M, stdin=sin, stdout=sout, fs_root=root, clock=clock)
+    LAST["app"] = a
 
     async def ticker():
         while not state["done"]:
@@ -310,3 +312,88 @@ def test_app_on_cpython(tmp_path, traffic, monkeypatch):
     frames, _ = _host_lines(bytes.fromhex(r["out"]))
     assert {req for _, req, _ in frames if req} == {7, 8}
     sys.modules.pop("fakemachine", None)
+
+
+def test_handler_exception_is_counted_and_node_keeps_going(tmp_path, traffic, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    ns: dict = {}
+    exec(compile(DRIVER.replace("FILES_NSS", "18"), "driver", "exec"), ns)
+    from plexnode.core import Node
+
+    real = Node.receive_frame
+    calls = []
+
+    def flaky(self, data, rssi, snr, now):
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        return real(self, data, rssi, snr, now)
+
+    monkeypatch.setattr(Node, "receive_frame", flaky)
+    script = [(500, "rx", traffic["alert"].hex()), (1000, "rx", traffic["bulletin"].hex())]
+    r = asyncio.run(ns["run_scenario"](str(tmp_path), traffic["files"], script, 5000, 20))
+    assert r["errors"] == {"receive_frame": 1} and len(calls) == 2
+    assert r["stored"] == 1  # the frame after the failing one was handled
+    _, logs = _host_lines(bytes.fromhex(r["out"]))
+    assert any("receive_frame error" in ln and "boom" in ln for ln in logs)
+    sys.modules.pop("fakemachine", None)
+
+
+def test_safe_mode_when_button_held(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    import fakemachine as fm
+    from plexnode import app
+
+    (tmp_path / "board.json").write_text(json.dumps(BOARD))
+    fm.LEVELS.clear()
+    fm.LEVELS[BOARD["button"]["pin"]] = 0  # held (active low)
+    assert app.safe_mode(fm, str(tmp_path)) is True
+    fm.LEVELS[BOARD["button"]["pin"]] = 1
+    assert app.safe_mode(fm, str(tmp_path)) is False
+    assert app.safe_mode(fm, str(tmp_path / "missing")) is False  # a broken profile never locks the REPL
+    sys.modules.pop("fakemachine", None)
+
+
+HEAP_SETUP = r'''
+import gc, os, binascii, hashlib
+from plexnode.store import Store
+def _fill(root, n):
+    s = Store(root + "/store.log", 256 * 1024, governance_kinds=(6, 7, 8, 9, 10, 11))
+    for i in range(n):
+        mid = hashlib.sha256(b"rec%d" % i).digest()[:16]
+        s.add(mid, 1, bytes(100), 90000000 + i)
+    c = s.count
+    s.close()
+    return c
+'''
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+def test_app_heap_budget_with_1000_stored(mpy_fresh, traffic):
+    """Steady state of the running app with 1,000 stored bulletins retains <= 64 KB of heap: its state (core,
+    store index, display buffer, drivers, tasks' leftovers), measured after every module it uses was imported
+    (bytecode is not counted: on the device it can be frozen into flash).  Each step is its own run so the
+    WebAssembly GC frees between them."""
+    m = mpy_fresh
+    src = DRIVER.replace("FILES_NSS", "18")
+    m.run("import sys\ntry:\n    import os\n    os.mkdir('/fake')\nexcept OSError:\n    pass\n"
+          "with open('/fake/fakemachine.py', 'w') as f:\n    f.write(%r)\nsys.path.append('/fake')\n" % FAKE_SRC)
+    m.run("import gc\ngc.collect()")
+    base = m.eval_json("import gc\ngc.collect()", "gc.mem_alloc()")
+    m.run(src + HEAP_SETUP + "\n_setup_fs('/h', %s)\n_n = _fill('/h', 1000)\nassert _n == 1000, _n\n" % json.dumps(traffic["files"]))
+    # import every module the app loads lazily, so the difference below is the app's state, not code
+    m.run("del _fill\nimport plexnode.board, plexnode.radio.sx127x, plexnode.display, plexnode.ui, plexnode.ed25519\n"
+          "import plexnode.sync, random, plexnode.core\nimport gc\ngc.collect()")
+    before = m.eval_json("import gc\ngc.collect()", "gc.mem_alloc()")
+    script = [(1000, "rx", traffic["bulletin"].hex()), (3000, "host", traffic["sync"].decode())]
+    out = m.run_async("_hr = await asyncio.create_task(run_scenario('/h', %s, %s, 10000))\n"
+                      "print(_hr['stored'], _hr['errors'])\n" % (json.dumps(traffic["files"]), json.dumps(script)))
+    assert out.split()[0] == "1001"
+    # keep the app alive as the device would (its state referenced), drop everything else
+    m.run("_keep = LAST['app']\ndel _hr\nimport gc\ngc.collect()")
+    after = m.eval_json("import gc\ngc.collect()", "gc.mem_alloc()")
+    retained = after - base
+    app_only = after - before
+    print("heap: %d bytes retained (%d bytes the app state alone)" % (retained, app_only))
+    assert app_only <= 64 * 1024, app_only
