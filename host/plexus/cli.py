@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ledger": ("plexus.commands.ledger", "the verified ledger: sync, show, verify, export"),
     "mandate": ("plexus.commands.mandate", "rotating roles: draw by lot, list, recall"),
     "drill": ("plexus.commands.drill", "alert drills: start (sign, post, watch receipts, store the report), report, confirm"),
-    "node": ("plexus.virtual", "nodes: virtual (the real firmware core on a pseudo-terminal)"),
+    "node": ("plexus.virtual", "nodes: provision a board, or run a virtual one"),
     "sim": ("plexus.sim.cli", "simulate a mesh scenario with the real node core"),
     "demo": ("plexus.demo", "the town scenario end to end: bulletin, drill, ledger (what `make demo` runs)"),
 }

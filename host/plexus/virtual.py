@@ -21,6 +21,7 @@ from plexnode.core import Node
 from plexnode.store import Store
 from plexwire import group, hostlink, msg
 
+from plexus import provision
 from plexus.crypto import HostCrypto
 
 
@@ -166,4 +167,8 @@ def run(args) -> int:
     return 0
 
 
-SUBCOMMANDS = {"virtual": (add_arguments, run, "run the real node core on a pseudo-terminal (a node without hardware)")}
+SUBCOMMANDS = {
+    "virtual": (add_arguments, run, "run the real node core on a pseudo-terminal (a node without hardware)"),
+    "provision": (provision.add_arguments, provision.run,
+                  "flash MicroPython, upload the firmware and node configuration, check the node answers"),
+}
