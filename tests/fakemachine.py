@@ -61,6 +61,7 @@ class SX127xModel:
         self.sent = []
         self.rx_queue = []
         self.cads = 0
+        self.tx_hang = False  # True: TX never signals TxDone (a stuck radio)
         self._sel = False
         self._addr = None
         self._write = False
@@ -108,6 +109,8 @@ class SX127xModel:
                 n = self.reg[0x22]
                 base = self.reg[0x0E]
                 self.sent.append(bytes(self.fifo[base : base + n]))
+                if self.tx_hang:
+                    return
                 self.reg[0x12] |= 0x08
                 self.reg[0x01] = (v & 0xF8) | 0x01
             elif mode == 0x07:  # CAD: channel free

@@ -98,6 +98,8 @@ async def run_scenario(root, files, script, run_ms, step_ms=20):
                 chip.inject(binascii.unhexlify(arg))
             elif what == "host":
                 sin.q.append(arg.encode())
+            elif what == "txhang":
+                chip.tx_hang = bool(arg)
             elif what == "button":
                 M.LEVELS[0] = arg
             elif what == "snap":
@@ -397,3 +399,18 @@ def test_app_heap_budget_with_1000_stored(mpy_fresh, traffic):
     app_only = after - before
     print("heap: %d bytes retained (%d bytes the app state alone)" % (retained, app_only))
     assert app_only <= 64 * 1024, app_only
+
+
+def test_stuck_transmission_times_out_and_radio_returns_to_receive(tmp_path, traffic, monkeypatch):
+    monkeypatch.syspath_prepend(str(HERE))
+    ns: dict = {}
+    exec(compile(DRIVER.replace("FILES_NSS", "18"), "driver", "exec"), ns)
+    script = [(0, "txhang", 1), (500, "rx", traffic["bulletin"].hex()), (8000, "txhang", 0),
+              (9000, "rx", traffic["alert"].hex())]
+    r = asyncio.run(ns["run_scenario"](str(tmp_path), traffic["files"], script, 15000, 20))
+    assert r["errors"].get("tx_timeout", 0) >= 1  # the relay never got TxDone: standby, back to receive
+    assert set(r["errors"]) == {"tx_timeout"}
+    assert r["stored"] == 2 and r["rx_frames"] == 2  # still receiving after the stuck transmission
+    assert r["tx_frames"] >= 1  # and transmitting again once the radio recovered
+    assert len(r["sent"]) > r["tx_frames"]
+    sys.modules.pop("fakemachine", None)
