@@ -395,7 +395,6 @@ class ReplEmulator:
             vn.store.close()
 
     def _node_input(self, data: bytes) -> None:
-        from plexwire import hostlink
 
         vn = self.node
         if vn is None:
@@ -409,23 +408,8 @@ class ReplEmulator:
             for c in data[i + 1:]:
                 self._byte(c)
             return
-        vn.buf.extend(data)
-        while True:
-            nl = vn.buf.find(b"\n")
-            if nl < 0:
-                if len(vn.buf) > hostlink.MAX_LINE:
-                    vn.buf = bytearray()
-                break
-            line = bytes(vn.buf[: nl + 1])
-            del vn.buf[: nl + 1]
-            if hostlink.MARK in line:
-                vn.core.host_request(line, vn.now())
-                vn._drain()
-        now = vn.now()
-        t = vn.core.get_timer()
-        if t is not None and t <= now:
-            vn.core.frames_to_send(now)
-            vn._drain()
+        vn.feed(data)
+        vn.tick()
 
 
 def wait_for(pred, timeout: float = 5.0) -> bool:

@@ -90,18 +90,26 @@ class VirtualNode:
                 data = os.read(self.master, 65536)
             except OSError:
                 data = b""
-            self.buf.extend(data)
-            while True:
-                nl = self.buf.find(b"\n")
-                if nl < 0:
-                    if len(self.buf) > hostlink.MAX_LINE:
-                        self.buf = bytearray()
-                    break
-                line = bytes(self.buf[: nl + 1])
-                del self.buf[: nl + 1]
-                if hostlink.MARK in line:
-                    self.core.host_request(line, self.now())
-                    self._drain()
+            self.feed(data)
+        self.tick()
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the laptop: complete host-link lines go to the core, replies and events go back."""
+        self.buf.extend(data)
+        while True:
+            nl = self.buf.find(b"\n")
+            if nl < 0:
+                if len(self.buf) > hostlink.MAX_LINE:
+                    self.buf = bytearray()
+                break
+            line = bytes(self.buf[: nl + 1])
+            del self.buf[: nl + 1]
+            if hostlink.MARK in line:
+                self.core.host_request(line, self.now())
+                self._drain()
+
+    def tick(self) -> None:
+        """Let the core act on its timers; frames go to the radio callback (or nowhere)."""
         now = self.now()
         t = self.core.get_timer()
         if t is not None and t <= now:
