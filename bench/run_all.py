@@ -12,6 +12,7 @@ RUNS = [
     ["mesh.py", "--seeds", "5", "--write"],
     ["drill_bench.py", "--seeds", "5", "--write"],
     ["ledger_bench.py"],  # prints its tables; its section in BENCHMARKS.md is edited by hand from them
+    ["sync_bench.py", "--write"],
 ]
 
 rc = 0
