@@ -18,3 +18,24 @@ def test_demo_town(tmp_path, capsys):
     assert (out / "town.png").stat().st_size > 10_000
     led = Ledger(out / "ledger.sqlite")
     assert led.verify().ok
+
+
+def test_raid_drill_report_names_silent_nodes_and_articulation_points():
+    """Issue 6: on the raid scenario the report lists the switched-off nodes as silent and names the articulation points."""
+    import networkx as nx
+
+    from plexus import drill
+    from plexus.sim import nodes as simnodes
+    from plexus.sim.engine import run_scenario
+    from plexus.sim.scenario import resolve
+
+    raw = json.loads(resolve("raid").read_text())
+    raw["traffic"].append({"type": "drill", "t": 2000, "node": "t00", "text": "after the raid: who is left?"})
+    for seed in (1, 3):
+        r = run_scenario(raw, "plexus", seed)
+        rep = drill.report_from_sim(r, simnodes.context()["roster"])[0]
+        off = {n for n, iv in r.off.items() if iv}
+        assert len(off) == 8
+        assert {p["node"] for p in rep["phone_chain"]} == off
+        on = [n for n in r.graph.nodes if n not in off]
+        assert rep["single_points_of_failure"] == sorted(nx.articulation_points(r.graph.subgraph(on)))

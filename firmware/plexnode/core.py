@@ -1054,6 +1054,8 @@ class Node:
             "airtime_us": self.airtime_us,
             "neighbours": len(self.nbr),
             "neighbour_ids": sorted(self.neighbours(self.now_ms_hint)),
+            # every neighbour heard lately, weak links included: the mesh as observed, for drill reports
+            "heard_ids": sorted(k for k in self.nbr if self.now_ms_hint - self.nbr[k][0] < _NBR_FRESH_MS),
             "short": self.short,
             "pending": len([p for p in self.pending if not p.cancelled]),
             "router": self.router,

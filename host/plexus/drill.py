@@ -75,7 +75,8 @@ def build_report(text: str, caller: str, started_ms: int, nodes: list[dict], rec
         "confirm_s_p95": _percentile([r["confirmed_s"] for r in confirmed], 95),
         "relay_tree": sorted([r["via"], r["node"]] for r in reached if r["via"]),
         # a relay whose loss would have cut others off from the caller in this drill
-        "single_points_of_failure": sorted(a for a in nx.articulation_points(g) if a != caller),
+        # the caller's own node counts too: losing it would split the mesh as well
+        "single_points_of_failure": sorted(nx.articulation_points(g)),
         "receipts_back_s_p95": _percentile([r["back_s"] for r in reached if r.get("back_s") is not None], 95),
         "phone_chain": [{"node": n["name"], "holder": n.get("holder", ""), "contact": n.get("contact", "")} for n in silent],
         "rows": sorted(rows.values(), key=lambda r: (r["reached_s"] is None, r["reached_s"] or 0, r["node"])),
@@ -151,7 +152,8 @@ def report_from_sim(result: Any, roster: Any = None) -> list[dict]:
                 recs.append({"node": kid_to_name.get(bytes(p["node"]), "?"), "state": p["state"], "hops": p.get("hops"),
                              "via": p.get("via"), "t": t_ms, "at_s": p.get("at_s")})
         short_to_name = {st[n]["short"]: n for n in names if "short" in st.get(n, {})}
-        links = [(n, short_to_name[s]) for n in names for s in st.get(n, {}).get("neighbour_ids", []) if s in short_to_name]
+        links = [(n, short_to_name[s]) for n in names
+                 for s in st.get(n, {}).get("heard_ids", st.get(n, {}).get("neighbour_ids", [])) if s in short_to_name]
         out.append(build_report(text, caller, start_ms, nodes, recs, links))
     return out
 
