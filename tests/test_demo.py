@@ -23,7 +23,6 @@ def test_demo_town(tmp_path, capsys):
 def test_raid_drill_report_names_silent_nodes_and_articulation_points():
     """Issue 6: on the raid scenario the report lists the switched-off nodes as silent and names the articulation points."""
     import networkx as nx
-
     from plexus import drill
     from plexus.sim import nodes as simnodes
     from plexus.sim.engine import run_scenario
