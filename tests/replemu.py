@@ -31,6 +31,8 @@ import time
 import tty
 from pathlib import Path
 
+from plexus.virtual import write_all
+
 BANNER = b"MicroPython v1.27.0 on 2025-12-09; Emulated ESP32 module with ESP32\r\nType \"help()\" for more information.\r\n>>> "
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n>"
 PASTE_WINDOW = 512
@@ -184,14 +186,7 @@ class ReplEmulator:
     # ---- I/O
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.master, view)
-            except BlockingIOError:
-                select.select([], [self.master], [], 0.1)
-                continue
-            view = view[n:]
+        write_all(self.master, data)
 
     def _serve(self) -> None:
         while self.running:

@@ -29,6 +29,18 @@ def _ms() -> int:
     return int(time.monotonic() * 1000)
 
 
+def write_all(fd: int, data: bytes) -> None:
+    """Write every byte to a (possibly non-blocking) pty master, waiting while it is full."""
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [], 0.1)
+            continue
+        view = view[n:]
+
+
 def event_line(ev: tuple) -> bytes | None:
     """A core event as an unsolicited EVENT line for the laptop (SPEC.md section 7.2)."""
     kind, data = ev[0], ev[1] if len(ev) > 1 else {}
@@ -62,14 +74,7 @@ class VirtualNode:
         return _ms() - self.t0
 
     def _write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.master, view)
-            except BlockingIOError:
-                select.select([], [self.master], [], 0.1)
-                continue
-            view = view[n:]
+        write_all(self.master, data)
 
     def _drain(self) -> None:
         while True:
