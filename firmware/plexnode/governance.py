@@ -38,9 +38,14 @@ class Governance:
         k = m.kind
         if k == msg.MANDATE:
             f = m.f
-            if f["method"] & 0x0F == msg.METHOD_LOT:
-                exclude = self.previous_holders(f["role"], f["start"]) if f["method"] & msg.METHOD_EXCLUDE_LAST else ()
-                elig = governance.eligible_members(self.node.roster, exclude)
+            meth = f["method"]
+            exclude = governance.excluded(self.history(f["role"]), f["start"], meth) if meth & 0xF0 else ()
+            elig = governance.eligible_members(self.node.roster, exclude)
+            if meth & 0x0F == msg.METHOD_ELECTION:
+                for h in f["holders"]:
+                    if h not in elig:
+                        return "ineligible_holder"  # elected, but not a member, revoked, or barred by the method
+            else:
                 try:
                     want = governance.draw(self.node.group_id, f["role"], f["start"], f["end"], f["seed"], elig, len(f["holders"]))
                 except ValueError:
@@ -50,10 +55,16 @@ class Governance:
                 seed = self.node.store.get(f["seed"])
                 if seed is not None and seed[1] and m.time and seed[1] >= m.time:
                     return "rigged_draw"  # the seed must be published before the draw
-        if k == msg.CONSENT:
+        if k == msg.CONSENT or k == msg.SUCCESSION:
             e = self.node.roster.get(m.author)
             if e is None or e.role != ROLE_MEMBER:
                 return "not_a_member"
+        if k == msg.SUCCESSION:
+            a = self.props.get(m.f["prev"])
+            b = self.props.get(m.f["next"])
+            if a is not None and b is not None and (a[0] != msg.MANDATE or b[0] != msg.MANDATE
+                                                     or a[1].f["role"] != b[1].f["role"]):
+                return "bad_handover"
         gate = self.gated.get(k)
         if gate is not None or k in self.gated:
             if k == msg.ALERT and not m.f["flags"] & msg.ALERT_REAL:
@@ -64,14 +75,14 @@ class Governance:
                 return "no_mandate"
         return None
 
-    def previous_holders(self, role, start):
-        """Holders of the latest adopted mandate for `role` that began before `start` (the last term)."""
-        best = None
+    def history(self, role):
+        """(start, id, holders) of every adopted mandate for `role` (governance.excluded reads it)."""
+        out = []
         for mid in self.mandates:
-            r, s0, end, holders, recalled = self.mandates[mid]
-            if r == role and s0 < start and (best is None or s0 > best[0]):
-                best = (s0, holders)
-        return best[1] if best else ()
+            md = self.mandates[mid]
+            if md[0] == role:
+                out.append((md[1], mid, md[3]))
+        return out
 
     def holds(self, kid, t, role=None):
         for mid in self.mandates:

@@ -30,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "post": ("plexus.commands.post", "sign a bulletin and post it to a node"),
     "consent": ("plexus.commands.consent", "sign a consent, stand-aside or block and post it to a node"),
     "ledger": ("plexus.commands.ledger", "the verified ledger: sync, show, verify, export"),
-    "mandate": ("plexus.commands.mandate", "rotating roles: draw by lot, list, recall"),
+    "mandate": ("plexus.commands.mandate", "rotating roles: draw by lot or elect, list, recall, handover"),
     "drill": ("plexus.commands.drill", "alert drills: start (sign, post, watch receipts, store the report), report, confirm"),
     "node": ("plexus.virtual", "nodes: provision a board, or run a virtual one"),
     "sim": ("plexus.sim.cli", "simulate a mesh scenario with the real node core"),

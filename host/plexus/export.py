@@ -1,6 +1,7 @@
 """Printable views of the ledger: a static HTML bulletin wall and a plain-text sheet.
 
-Both are built from one model (``wall``): a section per kind of record present, decisions first with their
+Both are built from one model (``wall``): the governance views (``plexus.govview``: decisions with their time to
+publication, mandates with holders and history; writing an export is what publishes a decision), a section per kind of record present, decisions first with their
 consents counted against the roster's quorum, then bulletins, alerts/drills (with receipts counted),
 mandates, the rest generically, and stored reports (drills) by report kind. The HTML is one self-contained
 file: no JavaScript, no network, print CSS (A4, no page breaks inside a card).
@@ -115,8 +116,13 @@ def consent_tally(consents: list[Entry], roster: pgroup.Roster) -> dict:
             "block": by["block"], "state": state}
 
 
-def wall(ledger: Ledger, roster: pgroup.Roster | None = None) -> dict:
+def wall(ledger: Ledger, roster: pgroup.Roster | None = None, now: int | None = None, publish: bool = False) -> dict:
+    """The model of a wall. With `publish`, adopted decisions not yet published count as published by it at `now`."""
+    from plexus import govview
+
     roster = roster or ledger._need_roster()
+    now = plexus_now() if now is None else now
+    gm = govview.Model(ledger, roster)
     entries = ledger.entries()
     by_kind: dict[str, list[Entry]] = {}
     consents: dict[bytes, list[Entry]] = {}
@@ -161,7 +167,63 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None) -> dict:
     n, head = ledger.head()
     return {"group": roster.name, "group_id": roster.group_id.hex(), "quorum": roster.quorum,
             "members": [m.name for m in roster.members()], "sections": sections, "reports": reports,
-            "records": n, "head_hash": head.hex(), "generated": fmt_time(plexus_now())}
+            "records": n, "head_hash": head.hex(), "generated": fmt_time(now), "now": now,
+            "decisions": gm.decisions(now, publish_now=publish), "mandates": gm.mandates(now)}
+
+
+def _record_publication(ledger: Ledger, w: dict, how: str) -> None:
+    """The decisions this export published for the first time (plexus.govview: publication)."""
+    ids = [bytes.fromhex(d["id"]) for d in w["decisions"] if d["published_by"] == "this export"]
+    if ids:
+        ledger.mark_published(ids, w["now"], how)
+
+
+def _span(s: int | None) -> str:
+    from plexus.govview import fmt_span
+
+    return fmt_span(s) if s is not None else "-"
+
+
+def governance_lines(w: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, columns, rows) of the decisions and mandates views, shared by the HTML and the text export."""
+    out = []
+    if w["decisions"]:
+        rows = []
+        for d in w["decisions"]:
+            cons = "%d of %d: %s" % (len(d["consents"]), d["quorum"], ", ".join(d["consents"]) or "none")
+            if d["stand_asides"]:
+                cons += "; stand aside: " + ", ".join(d["stand_asides"])
+            if d["blocks"]:
+                cons += "; BLOCK: " + ", ".join(d["blocks"])
+            after = "FLAGGED: " + d["flag"] if d["flagged"] else _span(d["publication_delay_s"])
+            rows.append([d["text"].replace("\n", " ")[:80], d["state"], cons, fmt_time(d["decided"]) if d["decided"] else "-",
+                         fmt_time(d["published"]) if d["published"] else "-", after])
+        out.append(("Decisions: adopted or pending (published = first export after adoption; over 24 h is flagged)",
+                    ["decision", "state", "consents / quorum", "decided", "published", "after"], rows))
+    m = w["mandates"]
+    if m["roles"]:
+        rows = []
+        for ro in m["roles"]:
+            for r in ro["history"]:
+                ev = []
+                if r["rejected"]:
+                    ev.append("REJECTED: " + r["rejected"])
+                if r["state"] == "active":
+                    ev.append("%s left" % _span(r["left_s"]))
+                if r["recalled"]:
+                    ev.append("recalled %s: %s" % (fmt_time(r["recalled"]), r["recall_reason"] or "no reason given"))
+                for h in m["handovers"]:
+                    if h["next"] == r["id"]:
+                        ev.append("took over from %s on %s (by %s)%s" % (h["prev"][:12], fmt_time(h["time"]), h["by"],
+                                                                        ": " + h["note"] if h["note"] else ""))
+                    if h["prev"] == r["id"]:
+                        ev.append("handed over to %s on %s" % (h["next"][:12], fmt_time(h["time"])))
+                rows.append([r["role"], ", ".join(r["holders"]), "%s - %s" % (fmt_time(r["start"]), fmt_time(r["end"])),
+                             r["method"], r["state"], "%d of %d" % (len(r["consents"]), r["quorum"]), "; ".join(ev) or "-",
+                             r["id"][:12]])
+        out.append(("Mandates: holders, time left, history",
+                    ["role", "holders", "term", "method", "state", "consents", "events", "mandate"], rows))
+    return out
 
 
 # ---------------------------------------------------------------- HTML
@@ -202,7 +264,7 @@ def _card(it: dict, roster: pgroup.Roster) -> str:
     elif e.kind == msg.MANDATE:
         body = "<div><b>%s</b>: %s<br>%s &ndash; %s (%s)</div>" % (
             _e(f["role"]), _e(", ".join(sorted(_name(roster, h) for h in f["holders"]))), _e(fmt_time(f["start"])),
-            _e(fmt_time(f["end"])), "election" if f["method"] == msg.METHOD_ELECTION else "lot")
+            _e(fmt_time(f["end"])), "election" if f["method"] & 0x0F == msg.METHOD_ELECTION else "lot")
     else:
         body = '<div class="text">%s</div>%s' % (_e(describe(e, roster)), _fields_table(j["fields"]))
     t = it.get("tally")
@@ -254,6 +316,10 @@ def render_html(w: dict, roster: pgroup.Roster) -> str:
             '<a href="#s-%s">%s</a>' % (_e(s["key"]), _e(s["title"])) for s in w["sections"]))
     else:
         parts.append("<p>The ledger is empty.</p>")
+    for title, cols, rows in governance_lines(w):
+        parts.append("<h2>%s</h2><table><tr>%s</tr>%s</table>" % (
+            _e(title), "".join("<th>%s</th>" % _e(c) for c in cols),
+            "".join("<tr>%s</tr>" % "".join("<td>%s</td>" % _e(v) for v in r) for r in rows)))
     for s in w["sections"]:
         parts.append('<h2 id="s-%s">%s (%d)</h2>' % (_e(s["key"]), _e(s["title"]), len(s["items"])))
         parts.extend(_card(it, roster) for it in s["items"])
@@ -266,14 +332,17 @@ def render_html(w: dict, roster: pgroup.Roster) -> str:
     return "".join(parts)
 
 
-def export_html(ledger: Ledger, out_dir: str | os.PathLike, roster: pgroup.Roster | None = None) -> Path:
+def export_html(ledger: Ledger, out_dir: str | os.PathLike, roster: pgroup.Roster | None = None,
+                now: int | None = None) -> Path:
     roster = roster or ledger._need_roster()
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     p = d / "index.html"
     tmp = d / "index.html.tmp"
-    tmp.write_text(render_html(wall(ledger, roster), roster), encoding="utf-8")
+    w = wall(ledger, roster, now, publish=True)
+    tmp.write_text(render_html(w, roster), encoding="utf-8")
     os.replace(tmp, p)
+    _record_publication(ledger, w, "html %s" % p)
     return p
 
 
@@ -293,6 +362,11 @@ def render_text(w: dict, roster: pgroup.Roster) -> str:
                  w["group_id"], w["quorum"], len(w["members"]), w["records"], w["generated"]), ""]
     if not w["sections"]:
         lines.append("The ledger is empty.")
+    for title, cols, rows in governance_lines(w):
+        lines += ["", title.upper(), "-" * 40]
+        for r in rows:
+            lines += _wrap("; ".join("%s: %s" % (c, v) for c, v in zip(cols, r)), indent="  ")
+            lines.append("")
     for s in w["sections"]:
         lines += ["", "%s (%d)" % (s["title"].upper(), len(s["items"])), "-" * 40]
         for it in s["items"]:
@@ -328,10 +402,13 @@ def render_text(w: dict, roster: pgroup.Roster) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_text(ledger: Ledger, out_file: str | os.PathLike, roster: pgroup.Roster | None = None) -> Path:
+def export_text(ledger: Ledger, out_file: str | os.PathLike, roster: pgroup.Roster | None = None,
+                now: int | None = None) -> Path:
     roster = roster or ledger._need_roster()
     p = Path(out_file)
     if p.parent and not p.parent.exists():
         p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(render_text(wall(ledger, roster), roster), encoding="utf-8")
+    w = wall(ledger, roster, now, publish=True)
+    p.write_text(render_text(w, roster), encoding="utf-8")
+    _record_publication(ledger, w, "text %s" % p)
     return p

@@ -15,6 +15,7 @@ Tables::
     rejects(h BLOB PRIMARY KEY, raw, reason, source, received)  -- records that failed verification (not in chain)
     reports(id INTEGER PRIMARY KEY, kind, created, json)        -- drill reports and the like (add_report)
     meta(key PRIMARY KEY, value)                                -- schema version, group id, roster document
+    published(id BLOB PRIMARY KEY, time, how)                   -- first export that published a decision (govview)
 
 A record is verified before insert: plexwire decode (strict), a signed kind, author in the roster, Ed25519
 signature over ``plexwire.msg.signing_bytes(group_id, ...)`` (via `cryptography`; when the system has
@@ -303,6 +304,7 @@ CREATE TABLE IF NOT EXISTS cursors(node BLOB PRIMARY KEY, cursor INTEGER NOT NUL
     updated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS rejects(h BLOB PRIMARY KEY, raw BLOB NOT NULL, reason TEXT NOT NULL, source BLOB,
     received INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS published(id BLOB PRIMARY KEY, time INTEGER NOT NULL, how TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS reports(id INTEGER PRIMARY KEY, kind TEXT NOT NULL, created INTEGER NOT NULL, json TEXT NOT NULL);
 CREATE TRIGGER IF NOT EXISTS records_no_update BEFORE UPDATE ON records
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
@@ -621,6 +623,18 @@ class Ledger:
             q += " WHERE kind = ?"
             args = (kind,)
         return [{"id": i, "kind": k, "created": c, "data": json.loads(j)} for i, k, c, j in self.con.execute(q + " ORDER BY id", args)]
+
+    # ---- publication of decisions (plexus.govview)
+
+    def mark_published(self, ids: Iterable[bytes], t: int, how: str) -> int:
+        """Record that these decisions were published at plexus time t; only the first publication is kept."""
+        before = self.con.total_changes
+        self.con.executemany("INSERT OR IGNORE INTO published(id, time, how) VALUES (?,?,?)",
+                             [(bytes(i), int(t), str(how)) for i in ids])
+        return self.con.total_changes - before
+
+    def published(self) -> dict[bytes, tuple[int, str]]:
+        return {bytes(i): (t, h) for i, t, h in self.con.execute("SELECT id, time, how FROM published")}
 
     # ---- verification
 

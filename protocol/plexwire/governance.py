@@ -28,6 +28,38 @@ def draw(group_id, role, start, end, seed_id, eligible, seats):
     return sorted(picks)
 
 
+def max_consecutive(method):
+    """The MANDATE method byte's cap on consecutive terms: 0 (none) or 1..7."""
+    return (method >> 5) & 7
+
+
+def excluded(history, start, method):
+    """Key ids a MANDATE's method bars from holding the role (SPEC.md section 10), sorted.
+
+    `history`: (start, mandate id, holders) of the role's adopted mandates (any order; recalled ones count).
+    The terms before this one are those that began before `start`, ordered by (start, id). EXCLUDE_LAST bars
+    the holders of the last of them; a cap of N bars whoever held each of the last N terms."""
+    past = [h for h in history if h[0] < start]
+    past.sort(key=lambda h: (h[0], bytes(h[1])))
+    out = set()
+    if method & 0x10 and past:
+        for k in past[-1][2]:
+            out.add(bytes(k))
+    n = max_consecutive(method)
+    if n and len(past) >= n:
+        last = past[len(past) - n :]
+        for k in last[0][2]:
+            k = bytes(k)
+            every = True
+            for h in last[1:]:
+                if k not in h[2]:
+                    every = False
+                    break
+            if every:
+                out.add(k)
+    return sorted(out)
+
+
 def eligible_members(roster, exclude=()):
     """Sorted key ids of the roster's members that are not revoked, minus `exclude`."""
     ex = set(bytes(k) for k in exclude)

@@ -45,6 +45,7 @@ ROSTER = const(0x08)
 REVOKE = const(0x09)
 REKEY = const(0x0A)
 HANDOVER = const(0x0B)
+SUCCESSION = const(0x10)  # hand-over record: one mandate's term passes to the next (SPEC.md section 10)
 BEACON = const(0x20)
 FRAGMENT = const(0x80)
 BUNDLE = const(0x81)
@@ -92,6 +93,7 @@ SCHEMAS = {
     REVOKE: ("revoke", (("key", _FIX, 8), ("reason", _U8))),
     REKEY: ("rekey", (("epoch", _U8), ("wrapped", _REST, 56))),
     HANDOVER: ("handover", (("mandate", _FIX, 16), ("to", _FIX, 8), ("note", _TEXT))),
+    SUCCESSION: ("succession", (("prev", _FIX, 16), ("next", _FIX, 16), ("note", _TEXT))),
     BEACON: ("beacon", (("stored", _U16), ("fp", _FIX, 8), ("battery", _U8), ("neighbours", _REST, 2))),
     FRAGMENT: ("fragment", (("bulletin", _FIX, 16), ("index", _U8), ("data", _REST, 1))),
     BUNDLE: ("bundle", (("items", _REST, 1),)),
@@ -119,6 +121,8 @@ ROSTER_UPDATE = const(3)
 METHOD_LOT = const(0)
 METHOD_ELECTION = const(1)
 METHOD_EXCLUDE_LAST = const(0x10)  # flag on a LOT draw: the role's previous holders were not eligible
+METHOD_CONSEC_SHIFT = const(5)  # bits 5..7: cap on consecutive terms (0 none, 1..7: at most N terms in a row)
+MAX_CONSECUTIVE = const(7)
 MAX_SEATS = const(16)
 
 SIG_DOMAIN = b"plexus/v1/sig\x00"
@@ -135,7 +139,7 @@ def is_flooded(kind):
 
 
 def is_governance(kind):
-    return kind in (MANDATE, RECALL, ROSTER, REVOKE, REKEY, HANDOVER)
+    return kind in (MANDATE, RECALL, ROSTER, REVOKE, REKEY, HANDOVER, SUCCESSION)
 
 
 def check_utf8(b):
@@ -288,7 +292,7 @@ def _check_fields(kind, f, body_len):
         if not 1 <= f["state"] <= 2:
             raise DecodeError("bad receipt state")
     elif kind == MANDATE:
-        if not f["role"] or f["end"] <= f["start"] or f["method"] & 0x0F > METHOD_ELECTION or f["method"] & 0xE0:
+        if not f["role"] or f["end"] <= f["start"] or f["method"] & 0x0F > METHOD_ELECTION:
             raise DecodeError("bad mandate")
         h = f["holders"]
         if not 1 <= len(h) <= MAX_SEATS:
@@ -296,6 +300,9 @@ def _check_fields(kind, f, body_len):
         for i in range(1, len(h)):
             if h[i - 1] >= h[i]:
                 raise DecodeError("holders not sorted and unique")
+    elif kind == SUCCESSION:
+        if f["prev"] == f["next"]:
+            raise DecodeError("a mandate cannot succeed itself")
     elif kind == ROSTER:
         if not ROSTER_ADD_MEMBER <= f["op"] <= ROSTER_UPDATE:
             raise DecodeError("bad roster op")

@@ -1,4 +1,4 @@
-"""`plexus ledger sync|show|verify|export`: the verified, hash-chained record of everything the group signed."""
+"""`plexus ledger sync|show|verify|export|decisions|mandates`: the verified, hash-chained record of everything the group signed."""
 
 from __future__ import annotations
 
@@ -160,9 +160,117 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- governance views: decisions and mandates (plexus.govview)
+
+
+def _view_args(p: argparse.ArgumentParser) -> None:
+    _common(p)
+
+
+def esc(s: str) -> str:
+    from rich.markup import escape
+
+    return escape(s)
+
+
+def _utc(t: int | None) -> str:
+    return exportmod.fmt_time(t) if t else "-"
+
+
+def _decisions(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from plexus import govview
+
+    with user_errors():
+        with open_ledger(args) as led:
+            now = exportmod.plexus_now()
+            rows = govview.Model(led).decisions(now)
+    if args.json:
+        print_json({"now": now, "decisions": rows})
+        return 0
+    if not rows:
+        print("no decision bulletins in the ledger")
+        return 0
+    t = Table(title="decisions (publication: first `plexus ledger export` after adoption; flagged over 24 h)")
+    for col in ("decision", "state", "consents / quorum", "decided", "published", "after", "id"):
+        t.add_column(col, overflow="fold")
+    for d in rows:
+        text = d["text"].replace("\n", " ")
+        cons = "%d/%d %s" % (len(d["consents"]), d["quorum"], ", ".join(d["consents"]))
+        if d["stand_asides"]:
+            cons += "; stand aside: " + ", ".join(d["stand_asides"])
+        if d["blocks"]:
+            cons += "; BLOCK: " + ", ".join(d["blocks"])
+        delay = govview.fmt_span(d["publication_delay_s"]) if d["publication_delay_s"] is not None else "-"
+        if d["flagged"]:
+            delay = "[bold red]FLAGGED[/] " + esc(d["flag"])
+        t.add_row(esc(text[:60] + ("..." if len(text) > 60 else "")), d["state"], esc(cons), _utc(d["decided"]), _utc(d["published"]),
+                  delay, d["id"][:12])
+    Console(width=max(100, Console().width)).print(t)
+    flagged = sum(1 for d in rows if d["flagged"])
+    print("%d decisions, %d adopted, %d pending, %d flagged" % (len(rows), sum(1 for d in rows if d["state"] == "adopted"),
+                                                                sum(1 for d in rows if d["state"] == "pending"), flagged))
+    return 0
+
+
+def _mandates(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from plexus import govview
+
+    with user_errors():
+        with open_ledger(args) as led:
+            now = exportmod.plexus_now()
+            view = govview.Model(led).mandates(now)
+    if args.json:
+        view["now"] = now
+        print_json(view)
+        return 0
+    if not view["roles"]:
+        print("no mandates in the ledger")
+        return 0
+    con = Console(width=max(100, Console().width))
+    cur = Table(title="current mandates")
+    for col in ("role", "holders", "until", "left", "mandate"):
+        cur.add_column(col, overflow="fold")
+    for ro in view["roles"]:
+        if not ro["current"]:
+            cur.add_row(esc(ro["role"]), "[italic]nobody holds it now[/]", "-", "-", "-")
+        for c in ro["current"]:
+            cur.add_row(esc(ro["role"]), esc(", ".join(c["holders"])), _utc(c["end"]), c["left"], c["id"][:12])
+    con.print(cur)
+    hist = Table(title="history (hand-overs and recalls included)")
+    for col in ("role", "holders", "term", "method", "state", "consents / quorum", "events", "mandate"):
+        hist.add_column(col, overflow="fold")
+    for ro in view["roles"]:
+        for r in ro["history"]:
+            method = r["method"] + ("; not the last holders" if r["exclude_last"] else "") + (
+                "; at most %d terms in a row" % r["max_consecutive"] if r["max_consecutive"] else "")
+            ev = []
+            if r["rejected"]:
+                ev.append("[bold red]REJECTED[/]: %s" % r["rejected"])
+            if r["recalled"]:
+                ev.append(esc("recalled %s: %s" % (_utc(r["recalled"]), r["recall_reason"] or "no reason given")))
+            for h in view["handovers"]:
+                if h["next"] == r["id"]:
+                    ev.append(esc("took over from %s on %s (recorded by %s)%s" % (
+                        h["prev"][:12], _utc(h["time"]), h["by"], ": " + h["note"] if h["note"] else "")))
+                if h["prev"] == r["id"]:
+                    ev.append("handed over to %s on %s" % (h["next"][:12], _utc(h["time"])))
+            hist.add_row(esc(r["role"]), esc(", ".join(r["holders"])), "%s - %s" % (_utc(r["start"]), _utc(r["end"])), method,
+                         r["state"], "%d/%d" % (len(r["consents"]), r["quorum"]), "; ".join(ev) or "-", r["id"][:12])
+    con.print(hist)
+    return 0
+
+
 SUBCOMMANDS = {
     "sync": (_sync_args, _sync, "fetch new records from a node, verify them, append them (resumable)"),
     "show": (_show_args, _show, "list recent records"),
     "verify": (_verify_args, _verify, "re-check every signature and the hash chain; name the first bad record"),
     "export": (_export_args, _export, "write a printable HTML bulletin wall and/or a plain-text sheet"),
+    "decisions": (_view_args, _decisions, "decisions: adopted or pending, consents against quorum, time to publication"),
+    "mandates": (_view_args, _mandates, "mandates: current holders per role, time left, history, recalls, hand-overs"),
 }

@@ -1,4 +1,5 @@
-"""`plexus mandate draw|list|recall`: rotating roles drawn by lot, verifiable by every node and laptop.
+"""`plexus mandate draw|elect|list|recall|handover`: rotating roles drawn by lot (or elected), verifiable by every node
+and laptop.
 
 A draw takes its randomness from public, earlier data (the id of the latest bulletin in the ledger) and the
 algorithm in SPEC.md section 10, so anyone recomputes it; nodes reject a rigged draw. A mandate takes effect
@@ -46,38 +47,22 @@ def _ledger(args):
 
 
 def _mandates(led) -> list[dict]:
-    """Mandates in the ledger with their consents, recalls and the draw re-checked."""
-    entries = led.entries(kinds=[msg.MANDATE, msg.CONSENT, msg.RECALL])
-    roster = led._need_roster()
-    stances: dict[bytes, dict[bytes, int]] = {}
-    recalls: dict[bytes, list] = {}
-    for e in entries:
-        if e.kind == msg.CONSENT:
-            stances.setdefault(e.msg.f["target"], {})[e.author] = e.msg.f["stance"]
-        elif e.kind == msg.RECALL:
-            recalls.setdefault(e.msg.f["mandate"], []).append(e)
-    names = {k: ent.name for k, ent in roster.entries.items()}
-    out = []
-    now = clientmod.plexus_time()
-    for e in entries:
-        if e.kind != msg.MANDATE:
-            continue
-        f = e.msg.f
-        adopted, c, sa, b = governance.tally(stances.get(e.id, {}), roster.quorum)
-        recalled = any(governance.tally(stances.get(r.id, {}), roster.quorum)[0] for r in recalls.get(e.id, []))
-        state = "recalled" if recalled else ("pending" if not adopted else ("expired" if now >= f["end"] else
-                                                                          ("active" if now >= f["start"] else "upcoming")))
-        out.append({"id": e.id.hex(), "role": f["role"], "holders": [names.get(h, h.hex()) for h in f["holders"]],
-                    "start": f["start"], "end": f["end"], "state": state, "consents": c, "quorum": roster.quorum,
-                    "days_left": max(0, (f["end"] - now) // 86400) if state == "active" else None})
-    return out
+    """Mandates in the ledger with their consents, recalls and the draw re-checked (plexus.govview)."""
+    from plexus import govview
+
+    rows = govview.Model(led).mandate_rows(clientmod.plexus_time())
+    for r in rows:
+        r["consents"] = len(r["consents"])
+        r["days_left"] = r["left_s"] // 86400 if r["left_s"] is not None else None
+    return rows
 
 
-def _draw_args(p: argparse.ArgumentParser) -> None:
+def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", required=True, help="the role, e.g. coordination")
-    p.add_argument("--seats", type=int, default=1, help="how many holders (default 1)")
     p.add_argument("--term", default="30d", help="how long: 30d, 12h, 2w (default 30d)")
-    p.add_argument("--exclude-last", action="store_true", help="the last term's holders may not be drawn again")
+    p.add_argument("--exclude-last", action="store_true", help="the last term's holders may not hold it again")
+    p.add_argument("--max-consecutive", type=int, default=0, metavar="N",
+                   help="nobody may hold the role more than N terms in a row (1..%d)" % msg.MAX_CONSECUTIVE)
     p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this member key")
     add_port(p)
     add_keystore(p)
@@ -86,47 +71,113 @@ def _draw_args(p: argparse.ArgumentParser) -> None:
     add_json(p)
 
 
+def _draw_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seats", type=int, default=None, help="how many holders (default 1, or as many as --holder)")
+    p.add_argument("--elect", action="store_true", help="elect instead of drawing: name the holders with --holder")
+    p.add_argument("--holder", action="append", default=[], metavar="MEMBER",
+                   help="with --elect: an elected holder (member name or key id; repeat per seat)")
+    _common_args(p)
+
+
+def _elect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--holder", action="append", required=True, metavar="MEMBER",
+                   help="an elected holder (member name or key id; repeat per seat)")
+    p.add_argument("--seats", type=int, default=None, help="how many holders (default: as many as --holder)")
+    _common_args(p)
+
+
+def _method(args: argparse.Namespace, election: bool) -> int:
+    n = args.max_consecutive
+    if not 0 <= n <= msg.MAX_CONSECUTIVE:
+        raise UserError("--max-consecutive is 1..%d" % msg.MAX_CONSECUTIVE)
+    return ((msg.METHOD_ELECTION if election else msg.METHOD_LOT) | (msg.METHOD_EXCLUDE_LAST if args.exclude_last else 0)
+            | n << msg.METHOD_CONSEC_SHIFT)
+
+
+def _holder_ids(roster, names: list[str]) -> list[bytes]:
+    out = []
+    for nm in names:
+        e = next((x for x in roster.members() if x.name == nm or x.kid.hex() == nm.lower()), None)
+        if e is None:
+            raise UserError("%r is not a member of the roster" % nm)
+        if e.kid in out:
+            raise UserError("%s is named twice" % nm)
+        out.append(e.kid)
+    return sorted(out)
+
+
 def _draw(args: argparse.Namespace) -> int:
+    return _post_mandate(args, election=bool(args.elect))
+
+
+def _elect(args: argparse.Namespace) -> int:
+    return _post_mandate(args, election=True)
+
+
+def _post_mandate(args: argparse.Namespace, election: bool) -> int:
+    from plexus import govview
+
     term = parse_term(args.term)
+    method = _method(args, election)
+    if not election and args.holder:
+        raise UserError("--holder names elected holders: add --elect (or use `plexus mandate elect`)")
     with user_errors():
         roster = groupcfg.load_roster(args.group)
         key = groupcfg.member_key(roster, args.keystore, args.as_member)
-        with _ledger(args) as led:
-            bulletins = led.entries(kinds=[msg.BULLETIN, msg.BULLETIN_LONG], newest_first=True, limit=1)
-            if not bulletins:
-                raise UserError("the draw needs a published bulletin as its seed: sync the ledger first")
-            seed = bulletins[0]
-            exclude: list[bytes] = []
-            if args.exclude_last:
-                # the last adopted term of this role, exactly as the nodes will recompute it
-                adopted = {r["id"] for r in _mandates(led) if r["state"] != "pending"}
-                prev = [mm for mm in led.entries(kinds=[msg.MANDATE])
-                        if mm.msg.f["role"] == args.role and mm.id.hex() in adopted]
-                if prev:
-                    exclude = list(max(prev, key=lambda mm: mm.msg.f["start"]).msg.f["holders"])
+        holders: list[bytes] = []
+        if election:
+            if not args.holder:
+                raise UserError("an election names its holders: --holder MEMBER, once per seat")
+            holders = _holder_ids(roster, args.holder)
+            if args.seats is not None and args.seats != len(holders):
+                raise UserError("%d seats but %d holders named" % (args.seats, len(holders)))
         now = clientmod.plexus_time()
         start, end = now, now + term
-        if seed.time >= now:
+        with _ledger(args) as led:
+            seed = None
+            if not election:
+                bulletins = led.entries(kinds=[msg.BULLETIN, msg.BULLETIN_LONG], newest_first=True, limit=1)
+                if not bulletins:
+                    raise UserError("the draw needs a published bulletin as its seed: sync the ledger first")
+                seed = bulletins[0]
+            exclude: list[bytes] = []
+            if method & 0xF0:
+                # the role's adopted terms, exactly as the nodes will recompute them
+                exclude = governance.excluded(govview.Model(led, roster).history(args.role), start, method)
+        if seed is not None and seed.time >= now:
             raise UserError("the latest bulletin is not older than now: wait a second and draw again")
         elig = governance.eligible_members(roster, exclude)
-        if not 0 < args.seats <= len(elig):
-            raise UserError("%d seats but %d eligible members" % (args.seats, len(elig)))
-        holders = governance.draw(roster.group_id, args.role, start, end, seed.id, elig, args.seats)
-        method = msg.METHOD_LOT | (msg.METHOD_EXCLUDE_LAST if args.exclude_last else 0)
-        f = {"role": args.role, "start": start, "end": end, "method": method, "seed": seed.id, "holders": holders}
-        inner = key.sign_message(roster.group_id, msg.MANDATE, f, now)
+        if election:
+            barred = [h for h in holders if h not in elig]
+            if barred:
+                raise UserError("not eligible for %s this term (%s): %s" % (
+                    args.role, "revoked or barred by --exclude-last/--max-consecutive",
+                    ", ".join(roster.get(h).name for h in barred)))
+        else:
+            seats = 1 if args.seats is None else args.seats
+            if not 0 < seats <= len(elig):
+                raise UserError("%d seats but %d eligible members" % (seats, len(elig)))
+            holders = governance.draw(roster.group_id, args.role, start, end, seed.id, elig, seats)
+        f = {"role": args.role, "start": start, "end": end, "method": method,
+             "seed": seed.id if seed is not None else bytes(16), "holders": holders}
+        try:
+            inner = key.sign_message(roster.group_id, msg.MANDATE, f, now)
+        except ValueError as e:
+            raise UserError("cannot encode this mandate: %s" % e) from None
         with open_client(args, set_time=True) as c:
             reply = c.post(hostlink.pack_record(inner))
     names = [roster.get(h).name if roster.get(h) else h.hex() for h in holders]
     mid = msg.message_id(inner).hex()
     if args.json:
-        print_json({"id": mid, "role": args.role, "holders": names, "start": start, "end": end, "seed": seed.id.hex(),
-                    "node": reply})
+        print_json({"id": mid, "role": args.role, "holders": names, "start": start, "end": end, "method": method,
+                    "seed": seed.id.hex() if seed is not None else None, "excluded": [roster.get(k).name for k in exclude
+                                                                                  if roster.get(k)], "node": reply})
     else:
-        print("drew %s for %s until %s: %s" % (", ".join(names), args.role,
-                                               time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(end + 1704067200)), mid))
-        print("seed: bulletin %s (anyone can recompute the draw); it takes effect at %d consents: plexus consent %s"
-              % (seed.id.hex(), roster.quorum, mid))
+        print("%s %s for %s until %s: %s" % ("elected" if election else "drew", ", ".join(names), args.role,
+                                            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(end + 1704067200)), mid))
+        if seed is not None:
+            print("seed: bulletin %s (anyone can recompute the draw)" % seed.id.hex())
+        print("it takes effect at %d consents: plexus consent %s" % (roster.quorum, mid))
     return 0
 
 
@@ -181,8 +232,71 @@ def _recall(args: argparse.Namespace) -> int:
     return 0
 
 
+def _handover_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--role", required=True, help="the role that changes hands")
+    p.add_argument("--from", dest="prev", metavar="MANDATE_ID", help="the mandate that ended (default: the role's latest)")
+    p.add_argument("--to", dest="next", metavar="MANDATE_ID",
+                   help="the mandate taking over (default: the role's current, else its next adopted one)")
+    p.add_argument("--note", default="", help="a line for the record (keys, passwords handed over, open tasks)")
+    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this member key")
+    add_port(p)
+    add_keystore(p)
+    add_group(p)
+    add_ledger(p)
+    add_json(p)
+
+
+def _pick(rows: list[dict], given: str | None, states: tuple, what: str, role: str) -> dict:
+    if given:
+        g = given.strip().lower()
+        hit = [r for r in rows if r["id"].startswith(g)] if len(g) >= 4 else []
+        if len(hit) != 1:
+            raise UserError("%s: no single mandate for %s starts with %r in the ledger" % (what, role, given))
+        r = hit[0]
+        if r["state"] not in states:
+            raise UserError("%s: mandate %s is %s, not %s" % (what, r["id"], r["state"], " or ".join(states)))
+        return r
+    cand = [r for r in rows if r["state"] in states]
+    if not cand:
+        raise UserError("%s: no %s mandate for %s in the ledger (sync it first?)" % (what, " or ".join(states), role))
+    return cand[-1] if what == "from" else cand[0]
+
+
+def _handover(args: argparse.Namespace) -> int:
+    from plexus import govview
+
+    with user_errors():
+        roster = groupcfg.load_roster(args.group)
+        key = groupcfg.member_key(roster, args.keystore, args.as_member)
+        now = clientmod.plexus_time()
+        with _ledger(args) as led:
+            rows = [r for r in govview.Model(led, roster).mandate_rows(now) if r["role"] == args.role]
+        # history order: by start; the one that ended last hands over to the earliest current or upcoming one
+        rows.sort(key=lambda r: (r["start"], r["n"]))
+        prev = _pick(rows, args.prev, ("expired", "recalled"), "from", args.role)
+        nxt = _pick([r for r in rows if r["id"] != prev["id"]], args.next, ("active", "upcoming"), "to", args.role)
+        f = {"prev": bytes.fromhex(prev["id"]), "next": bytes.fromhex(nxt["id"]), "note": args.note}
+        try:
+            inner = key.sign_message(roster.group_id, msg.SUCCESSION, f, now)
+        except ValueError as e:
+            raise UserError("cannot encode this hand-over: %s" % e) from None
+        with open_client(args, set_time=True) as c:
+            reply = c.post(hostlink.pack_record(inner))
+    hid = msg.message_id(inner).hex()
+    if args.json:
+        print_json({"id": hid, "role": args.role, "from": prev["id"], "to": nxt["id"], "from_holders": prev["holders"],
+                    "to_holders": nxt["holders"], "time": now, "node": reply})
+    else:
+        print("hand-over of %s: %s (%s, %s) -> %s (%s): %s" % (args.role, ", ".join(prev["holders"]), prev["state"],
+                                                                prev["id"][:12], ", ".join(nxt["holders"]),
+                                                                nxt["id"][:12], hid))
+    return 0
+
+
 SUBCOMMANDS = {
     "draw": (_draw_args, _draw, "draw holders for a role by lot, verifiably, and post the mandate"),
+    "elect": (_elect_args, _elect, "post a mandate for holders the assembly elected (no draw); needs quorum consent"),
+    "handover": (_handover_args, _handover, "record that a role passed from an ended mandate to the next one"),
     "list": (_list_args, _list, "mandates in the ledger: holders, state, consents, time left"),
     "recall": (_recall_args, _recall, "post a recall; it ends the mandate once a quorum consents"),
 }
