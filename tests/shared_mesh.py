@@ -224,4 +224,69 @@ def scenario_governance(root):
     return out
 
 
-SCENARIOS = ["scenario_line", "scenario_gate", "scenario_drill", "scenario_partition", "scenario_hostlink", "scenario_governance"]
+def scenario_mandate_rules(root):
+    """Cap on consecutive terms (LOT and ELECTION), an election without quorum, hand-over records."""
+    from plexwire import governance
+
+    T = 90000000
+    names = ["ana", "ben", "cai"]
+    seeds = {}
+    for nm in names:
+        seeds[nm] = _seed("member " + nm)
+    doc = {"v": 1, "name": "rules", "quorum": {"k": 1}, "mandate_kinds": ["alert_real"],
+           "members": [{"name": nm, "key": _hexs(CRYPTO.public_key(seeds[nm]))} for nm in names],
+           "nodes": [{"name": "n0", "key": _hexs(CRYPTO.public_key(_seed("node 0")))}]}
+    st = Store(root + "/rules.log", 65536, (6, 7, 8, 9, 10, 11))
+    node = Node({"name": "n0", "time": T}, group.Roster(doc), _seed("secret"), _seed("node 0"), st, Lcg(9), CRYPTO, 0)
+    kid = {}
+    for nm in names:
+        kid[nm] = msg.key_id(CRYPTO.public_key(seeds[nm]))
+
+    def signed(who, kind, f, t):
+        u = msg.encode_unsigned(kind, f, kid[who], t)
+        return msg.finish(u, CRYPTO.sign(seeds[who], msg.signing_bytes(node.group_id, u)))
+
+    def give(inner):
+        return node.handle_inner(inner, None, None, 0, 0, b"", True)
+
+    def elect(who, start, holders, method, t, role="care"):
+        f = {"role": role, "start": start, "end": start + 100, "method": msg.METHOD_ELECTION | method,
+             "seed": bytes(16), "holders": sorted([kid[h] for h in holders])}
+        return give(signed(who, msg.MANDATE, f, t))
+
+    out = {}
+    terms = []
+    for i in range(2):  # Ana holds "care" two terms in a row, each adopted
+        ok, mid = elect("ben", T + 100 * i, ["ana"], 0, T + 100 * i)
+        give(signed("cai", msg.CONSENT, {"target": mid, "stance": 1}, T + 100 * i + 1))
+        terms.append(mid)
+    cap2 = 2 << msg.METHOD_CONSEC_SHIFT
+    out["elect_capped"] = elect("ben", T + 200, ["ana"], cap2, T + 150)[1]
+    out["elect_uncapped"] = elect("ben", T + 200, ["ana"], 0, T + 151)[0]
+    b = signed("cai", msg.BULLETIN, {"flags": 0, "text": "seed"}, T + 140)
+    give(b)
+    sid = msg.message_id(b)
+    elig = governance.eligible_members(node.roster, governance.excluded(node.gov.history("care"), T + 200, cap2))
+    fair = governance.draw(node.group_id, "care", T + 200, T + 300, sid, elig, 2)
+    f = {"role": "care", "start": T + 200, "end": T + 300, "method": cap2, "seed": sid,
+         "holders": sorted([kid["ana"], kid["ben"]])}
+    out["lot_capped_with_ana"] = give(signed("ben", msg.MANDATE, f, T + 160))[1]
+    f["holders"] = fair
+    ok, lot = give(signed("ben", msg.MANDATE, f, T + 161))
+    out["lot_fair"] = ok
+    out["lot_holders"] = sorted([nm for nm in names if kid[nm] in fair])
+    # an elected mandate grants nothing before quorum
+    ok, em = elect("ana", T + 1000, ["cai"], 0, T + 999)
+    out["before_quorum"] = give(signed("cai", msg.ALERT, {"flags": msg.ALERT_REAL, "text": "x"}, T + 1001))[1]
+    give(signed("ben", msg.CONSENT, {"target": em, "stance": 1}, T + 1002))
+    out["after_quorum"] = give(signed("cai", msg.ALERT, {"flags": msg.ALERT_REAL, "text": "y"}, T + 1003))[0]
+    # hand-over records: between two mandates of one role, signed by a member
+    other = elect("ana", T + 2000, ["ben"], 0, T + 1999, "treasury")[1]
+    out["handover"] = give(signed("ana", msg.SUCCESSION, {"prev": terms[0], "next": terms[1], "note": "keys"}, T + 100))[0]
+    out["handover_wrong_role"] = give(signed("ana", msg.SUCCESSION, {"prev": terms[1], "next": other, "note": ""}, T + 200))[1]
+    out["handover_by_node"] = give(node._sign(msg.SUCCESSION, {"prev": terms[1], "next": lot, "note": ""}, 0))[1]
+    return out
+
+
+SCENARIOS = ["scenario_line", "scenario_gate", "scenario_drill", "scenario_partition", "scenario_hostlink", "scenario_governance",
+             "scenario_mandate_rules"]

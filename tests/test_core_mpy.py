@@ -19,6 +19,11 @@ EXPECT = {
     "scenario_hostlink": lambda r: r["n"] == 3 and r["more"] is False and r["texts"] == ["b0", "b1", "b2"],
     "scenario_governance": lambda r: r == {"rigged": "rigged draw", "before_quorum": "no mandate", "holder": True,
                                            "other": "no mandate", "expired": "no mandate"},
+    "scenario_mandate_rules": lambda r: r == {"elect_capped": "ineligible holder", "elect_uncapped": True,
+                                              "lot_capped_with_ana": "rigged draw", "lot_fair": True,
+                                              "lot_holders": ["ben", "cai"], "before_quorum": "no mandate",
+                                              "after_quorum": True, "handover": True,
+                                              "handover_wrong_role": "bad handover", "handover_by_node": "not a member"},
 }
 
 

@@ -88,6 +88,7 @@ def budget_cases():
         ("REKEY", "1 wrapped entry", signed(msg.REKEY, {"epoch": 3, "wrapped": bytes(56)})),
         ("REKEY", "2 wrapped entries (max)", signed(msg.REKEY, {"epoch": 3, "wrapped": bytes(112)})),
         ("HANDOVER", "empty note", signed(msg.HANDOVER, {"mandate": bytes(16), "to": bytes(8), "note": ""})),
+        ("SUCCESSION", "empty note", signed(msg.SUCCESSION, {"prev": bytes(16), "next": b"\x01" * 16, "note": ""})),
         ("BEACON", "no neighbours", _beacon(0)),
         ("BEACON", "40 neighbours (as sent by plexnode)", _beacon(40)),
         ("DIGEST", "1 range", unsigned(msg.DIGEST, {"lo": bytes(4), "ranges": one_range})),

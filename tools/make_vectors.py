@@ -105,6 +105,17 @@ def cases() -> list[tuple[str, bytes, dict]]:
         ("rack", msg.encode_unsigned(msg.RACK, {"ids": msg.message_id(receipts[0])[:8] + msg.message_id(receipts[1])[:8]}), {}),
         ("offer", msg.encode_unsigned(msg.OFFER, {"lo": bytes(4), "hi": b"\xff\xff\xff\xff", "ids": msg.message_id(b1)[:8]}), {}),
     ]
+    # issue 7: an election with a cap on consecutive terms, and the hand-over record to it (appended, so the
+    # frames above keep their header fields)
+    elected = signed(msg.MANDATE, "bob", T + 800, {
+        "role": "spokes", "start": T + 300 + 30 * 86400, "end": T + 300 + 60 * 86400,
+        "method": msg.METHOD_ELECTION | msg.METHOD_EXCLUDE_LAST | (2 << msg.METHOD_CONSEC_SHIFT),
+        "seed": bytes(16), "holders": [kid("alice")]})
+    out += [
+        ("mandate-election-capped", elected, {}),
+        ("succession", signed(msg.SUCCESSION, "carol", T + 300 + 30 * 86400, {
+            "prev": mid, "next": msg.message_id(elected), "note": "office keys and the bank card to Alice"}), {}),
+    ]
     return out
 
 

@@ -36,7 +36,7 @@ from plexnode import ed25519
 from plexnode.core import Node
 from plexnode.store import Store
 
-GOVERNANCE_KINDS = (6, 7, 8, 9, 10, 11)
+GOVERNANCE_KINDS = (6, 7, 8, 9, 10, 11, 16)  # 16: SUCCESSION (hand-over records)
 
 # Channel centre per duty-cycle region (docs/hardware.md, docs/scenarios.md); config "freq_hz" overrides.
 REGION_FREQ_HZ = {"EU_868": 869525000, "EU_868_1": 868100000, "EU_433": 433875000, "US_915": 906875000}

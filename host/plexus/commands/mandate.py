@@ -40,10 +40,11 @@ def parse_term(text: str) -> int:
     return secs
 
 
-def _ledger(args):
+def _ledger(args, roster=None):
+    """The ledger; given the group's roster, a new or roster-less ledger learns it (a ledger of another group is refused)."""
     from plexus import ledger as ledgermod
 
-    return ledgermod.Ledger(args.ledger or ledgermod.default_path())
+    return ledgermod.Ledger(args.ledger or ledgermod.default_path(), roster)
 
 
 def _mandates(led) -> list[dict]:
@@ -133,7 +134,7 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
                 raise UserError("%d seats but %d holders named" % (args.seats, len(holders)))
         now = clientmod.plexus_time()
         start, end = now, now + term
-        with _ledger(args) as led:
+        with _ledger(args, roster) as led:
             seed = None
             if not election:
                 bulletins = led.entries(kinds=[msg.BULLETIN, msg.BULLETIN_LONG], newest_first=True, limit=1)
@@ -154,6 +155,7 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
                     args.role, "revoked or barred by --exclude-last/--max-consecutive",
                     ", ".join(roster.get(h).name for h in barred)))
         else:
+            assert seed is not None
             seats = 1 if args.seats is None else args.seats
             if not 0 < seats <= len(elig):
                 raise UserError("%d seats but %d eligible members" % (seats, len(elig)))
@@ -269,7 +271,7 @@ def _handover(args: argparse.Namespace) -> int:
         roster = groupcfg.load_roster(args.group)
         key = groupcfg.member_key(roster, args.keystore, args.as_member)
         now = clientmod.plexus_time()
-        with _ledger(args) as led:
+        with _ledger(args, roster) as led:
             rows = [r for r in govview.Model(led, roster).mandate_rows(now) if r["role"] == args.role]
         # history order: by start; the one that ended last hands over to the earliest current or upcoming one
         rows.sort(key=lambda r: (r["start"], r["n"]))
