@@ -61,7 +61,7 @@ def test_draw_with_a_cap_on_consecutive_terms(world, capsys):
     both = firsts[0] & firsts[1]
     assert both
     time.sleep(1.1)
-    d = run_json(capsys, ["mandate", "draw", "--role", "care", "--seats", "2", "--max-consecutive", "2", "--port", port,
+    d = run_json(capsys, ["mandate", "draw", "--role", "care", "--seats", "1", "--max-consecutive", "2", "--port", port,
                           "--as", "ben"])
     assert d["node"]["accepted"]  # the node recomputed the draw with the same exclusions
     assert set(d["excluded"]) == both and not set(d["holders"]) & both
