@@ -132,6 +132,8 @@ def test_handover_record_and_mandates_view(world, capsys):
     out = capsys.readouterr().out
     assert "current mandates" in out and "took over from %s" % a["id"][:12] in out and "recalled" in out
     assert "keys" in out and care["current"][0]["left"] in out and care["current"][0]["left"].startswith(("29d", "30d"))
+    assert main(["ledger", "show", "--kind", "succession"]) == 0
+    assert "hand-over: mandate %s to mandate %s: keys with Ben" % (a["id"][:12], b["id"][:12]) in capsys.readouterr().out
     assert main(["ledger", "verify"]) == 0
 
 

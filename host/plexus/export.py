@@ -31,13 +31,14 @@ SECTION_TITLES = {
     "mandate": "Mandates",
     "recall": "Recalls",
     "handover": "Handovers",
+    "succession": "Hand-over records",
     "roster": "Roster changes",
     "revoke": "Revoked keys",
     "rekey": "Re-keys",
     "consent": "Consents to unknown proposals",
     "beacon": "Node beacons",
 }
-ORDER = ["decision", "bulletin", "alert", "mandate", "recall", "handover", "roster", "revoke", "rekey", "consent"]
+ORDER = ["decision", "bulletin", "alert", "mandate", "recall", "handover", "succession", "roster", "revoke", "rekey", "consent"]
 
 
 def fmt_time(t: int | None) -> str:
@@ -76,6 +77,9 @@ def describe(e: Entry, roster: pgroup.Roster) -> str:
         return "recall mandate %s: %s" % (f["mandate"].hex()[:12], f["reason"])
     if k == msg.HANDOVER:
         return "hand mandate %s to %s: %s" % (f["mandate"].hex()[:12], _name(roster, f["to"]), f["note"])
+    if k == msg.SUCCESSION:
+        return "hand-over: mandate %s to mandate %s%s" % (f["prev"].hex()[:12], f["next"].hex()[:12],
+                                                         ": " + f["note"] if f["note"] else "")
     if k == msg.ROSTER:
         return "roster op %d: %s (%s)" % (f["op"], f["name"], msg.key_id(f["key"]).hex())
     if k == msg.REVOKE:
