@@ -15,7 +15,7 @@ from pathlib import Path
 from plexnode.core import Node
 from plexnode.store import Store
 from plexus.crypto import HostCrypto
-from plexwire import group
+from plexwire import group, msg
 
 CRYPTO = HostCrypto()
 
@@ -66,7 +66,7 @@ class Mesh:
 
     def make_node(self, i: int, c: dict, store_bytes: int = 512 * 1024) -> Node:
         roster = group.Roster(self.doc)
-        store = Store(str(self.tmp / ("%s.log" % self.names[i])), store_bytes, governance_kinds=(6, 7, 8, 9, 10, 11))
+        store = Store(str(self.tmp / ("%s.log" % self.names[i])), store_bytes, governance_kinds=msg.GOVERNANCE_KINDS)
         return Node(c, roster, self.secret, self.seeds[self.names[i]], store, random.Random(1000 + i), CRYPTO, now_ms=self.now)
 
     def neighbours(self, i: int):

@@ -359,8 +359,9 @@ def test_safe_mode_when_button_held(tmp_path, monkeypatch):
 HEAP_SETUP = r'''
 import gc, os, binascii, hashlib
 from plexnode.store import Store
+from plexwire import msg
 def _fill(root, n):
-    s = Store(root + "/store.log", 256 * 1024, governance_kinds=(6, 7, 8, 9, 10, 11))
+    s = Store(root + "/store.log", 256 * 1024, governance_kinds=msg.GOVERNANCE_KINDS)
     for i in range(n):
         mid = hashlib.sha256(b"rec%d" % i).digest()[:16]
         s.add(mid, 1, bytes(100), 90000000 + i)

@@ -30,13 +30,11 @@ try:
 except ImportError:  # older MicroPython
     import uasyncio as asyncio  # type: ignore[no-redef]
 
-from plexwire import airtime, group, hostlink
+from plexwire import airtime, group, hostlink, msg
 
 from plexnode import ed25519
 from plexnode.core import Node
 from plexnode.store import Store
-
-GOVERNANCE_KINDS = (6, 7, 8, 9, 10, 11, 16)  # 16: SUCCESSION (hand-over records)
 
 # Channel centre per duty-cycle region (docs/hardware.md, docs/scenarios.md); config "freq_hz" overrides.
 REGION_FREQ_HZ = {"EU_868": 869525000, "EU_868_1": 868100000, "EU_433": 433875000, "US_915": 906875000}
@@ -231,7 +229,7 @@ class App:
         self.cfg = core_config(cfg)
         if rng is None:
             import random as rng  # MicroPython has no random.Random: the module is the generator
-        store = Store(fs_root + "/store.log", int(cfg.get("store_bytes", 256 * 1024)), governance_kinds=GOVERNANCE_KINDS)
+        store = Store(fs_root + "/store.log", int(cfg.get("store_bytes", 256 * 1024)), governance_kinds=msg.GOVERNANCE_KINDS)
         self.core = Node(self.cfg, roster, secret, seed, store, rng, Crypto(), now, epoch)
         self.roster = roster
         self._hw(now)

@@ -47,7 +47,7 @@ def audit(ledger) -> list[dict]:
     from plexwire import group
 
     with tempfile.TemporaryDirectory(prefix="plexus-audit-") as d:
-        store = Store(str(Path(d) / "audit.log"), 64 * 1024 * 1024, governance_kinds=(6, 7, 8, 9, 10, 11))
+        store = Store(str(Path(d) / "audit.log"), 64 * 1024 * 1024, governance_kinds=msg.GOVERNANCE_KINDS)
         node = Node({"name": "audit", "beacon_s": 0, "time": latest or 1, "rate_per_hour": 3_600_000, "burst": 1_000_000},
                     group.Roster(roster_doc), os.urandom(32), os.urandom(32), store, random.Random(0), _Verified())
         flags = []

@@ -57,7 +57,7 @@ class VirtualNode:
                  name: str = "virtual", epoch: int = 0, radio: Callable[[bytes], None] | None = None,
                  capacity: int = 4 * 1024 * 1024, time_s: int | None = None):
         self.roster = group.Roster(roster_doc)
-        self.store = Store(str(store_path), capacity, governance_kinds=(6, 7, 8, 9, 10, 11))
+        self.store = Store(str(store_path), capacity, governance_kinds=msg.GOVERNANCE_KINDS)
         cfg = {"name": name, "beacon_s": 0 if radio is None else 600}
         if time_s:
             cfg["time"] = time_s

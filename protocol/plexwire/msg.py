@@ -138,8 +138,12 @@ def is_flooded(kind):
     return 0 < kind < 0xA0
 
 
+# Governance records: signed by members, adopted by quorum, and evicted from a node's store last.
+GOVERNANCE_KINDS = (MANDATE, RECALL, ROSTER, REVOKE, REKEY, HANDOVER, SUCCESSION)
+
+
 def is_governance(kind):
-    return kind in (MANDATE, RECALL, ROSTER, REVOKE, REKEY, HANDOVER, SUCCESSION)
+    return kind in GOVERNANCE_KINDS
 
 
 def check_utf8(b):

@@ -85,7 +85,7 @@ def make_core_node(name: str, *, index: int, router: str, seed: int, modem: dict
         # the baselines are Meshtastic 2.7 managed flooding and naive flooding: neither has anti-entropy
         cfg["beacon_s"] = 0
     cfg.update(config or {})
-    store = Store(str(ctx["tmp"] / ("%03d.log" % index)), int(cfg.pop("store_bytes", 256 * 1024)), governance_kinds=(6, 7, 8, 9, 10, 11))
+    store = Store(str(ctx["tmp"] / ("%03d.log" % index)), int(cfg.pop("store_bytes", 256 * 1024)), governance_kinds=msg.GOVERNANCE_KINDS)
     return Node(cfg, roster, ctx["secret"], node_seed, store, random.Random(seed), crypto, now_ms=0)
 
 
