@@ -21,7 +21,7 @@ from plexus.crypto import HostCrypto
 
 # what the node core refuses for reasons of governance, as opposed to duplicates or transport
 # only these kinds change or depend on governance state (bulletins and receipts never do)
-KINDS = (msg.CONSENT, msg.ALERT, msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE, msg.HANDOVER)
+KINDS = (msg.CONSENT, msg.ALERT, msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE, msg.REKEY, msg.HANDOVER)
 
 
 class _Verified(HostCrypto):
@@ -31,7 +31,8 @@ class _Verified(HostCrypto):
         return True
 
 
-FLAGGED = {"rigged draw", "no mandate", "not a member", "revoked key", "unknown author"}
+FLAGGED = {"rigged draw", "no mandate", "not a member", "revoked key", "unknown author", "rekey for revoked",
+           "rekey unknown recipient"}
 
 
 def audit(ledger) -> list[dict]:
