@@ -280,3 +280,58 @@ def test_reboot_keeps_the_epoch_and_the_grace_window(tmp_path):
                      m.now + 3600 * 1000 + 1)
     assert nd.drops.get("foreign") == 1
     nd.store.close()
+
+
+def test_golden_rekey_vector_unwraps_for_node_1_only():
+    from pathlib import Path
+
+    vec = Path(__file__).resolve().parents[1] / "protocol" / "vectors"
+    common = json.loads((vec / "common.json").read_text())
+    case = json.loads((vec / "rekey.json").read_text())[0]
+    m = msg.decode(H(case["inner"]))
+    table = H(case["table_hex"])
+    assert msg.check_long_text(m, table) and len(table) == 56
+    gid = H(common["group_id"])
+    for name, ok in (("node-1", True), ("node-2", False)):
+        k = common["keys"][name]
+        entry = rekey.find(table, H(k["key_id"]))
+        assert (entry is not None) == ok
+        if entry is None:
+            continue
+        u = x25519.public_u(H(k["public"]))
+        z = x25519.x25519(x25519.secret_scalar(H(k["seed"])), m.f["eph"])
+        assert rekey.unwrap(entry, rekey.wrap_key(gid, m.f["epoch"], m.f["eph"], u, z)) == H(case["new_secret"])
+        assert rekey.unwrap(entry, rekey.wrap_key(gid, 4, m.f["eph"], u, z)) is None  # bound to the epoch
+
+
+MPY_X25519 = """
+import binascii
+from plexnode import x25519
+h = binascii.unhexlify
+r = []
+r.append(binascii.hexlify(x25519.x25519(h('a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4'),
+                                      h('e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c'))).decode())
+r.append(binascii.hexlify(x25519.x25519(h('4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d'),
+                                      h('e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493'))).decode())
+a = h('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a')
+b = h('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb')
+r.append(binascii.hexlify(x25519.x25519(a, x25519.public_key(b))).decode())
+r.append(binascii.hexlify(x25519.public_u(h(%r))).decode())
+r.append(binascii.hexlify(x25519.secret_scalar(h(%r))).decode())
+"""
+
+
+@pytest.mark.mpy
+def test_x25519_under_micropython(mpy):
+    seed = seed_of("mpy x25519")
+    pub = CRYPTO.public_key(seed)
+    got = mpy.eval_json(MPY_X25519 % (pub.hex(), seed.hex()), "r")
+    k2 = H("4b66e9d4d1b4673c5ad22691957d6af5c11b6421e0ea01d42ca4169e7918ba0d")
+    u2 = H("e5210f12786811d3f4b7959d0538ae2c31dbe7106fc03c3efc4cd549c715a493")
+    assert got == [
+        "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552",
+        X25519PrivateKey.from_private_bytes(k2).exchange(X25519PublicKey.from_public_bytes(u2)).hex(),
+        "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742",
+        X25519PrivateKey.from_private_bytes(x25519.secret_scalar(seed)).public_key().public_bytes_raw().hex(),
+        x25519.secret_scalar(seed).hex(),
+    ]
