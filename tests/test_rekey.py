@@ -257,13 +257,15 @@ def test_reboot_keeps_the_epoch_and_the_grace_window(tmp_path):
     # the device persists it the same way: written aside and renamed (plexnode.app)
     root = str(tmp_path)
     for name, d in (("config.json", {"name": "n0"}), ("group.json", m.doc),
-                    ("group.secret.json", {"secret": m.secret.hex(), "epoch": 0})):
+                    ("group.secret.json", {"v": 1, "secret": m.secret.hex(), "epoch": 0})):
         with open(os.path.join(root, name), "w") as f:
             json.dump(d, f)
     appmod.save_keys(root, m.nodes[0])
     cfg, roster, sec, epoch, _ = appmod.load_config(root)
     prev = appmod.load_prev_key(root)
     assert (sec, epoch) == (secret, 1) and prev == (m.secret, 0, kid_)
+    with open(os.path.join(root, "group.secret.json")) as f:
+        assert json.load(f)["v"] == 1  # other fields of the file are kept
     # a fresh core on the same store and keys: still epoch 1, old frames accepted during the grace window
     m.nodes[0].store.close()
     store = Store(str(m.tmp / "n0.log"), 512 * 1024, governance_kinds=(6, 7, 8, 9, 10, 11))

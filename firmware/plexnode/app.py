@@ -184,8 +184,12 @@ def save_keys(fs_root, node):
     from plexnode.store import _replace
 
     path = fs_root + "/group.secret.json"
+    d = _read_json(path)
+    for k in ("prev_secret", "prev_epoch", "rekey"):
+        d.pop(k, None)
+    d.update(node.key_state())
     with open(path + ".new", "w") as f:
-        f.write(json.dumps(node.key_state()))
+        f.write(json.dumps(d))
     _replace(path + ".new", path)
 
 

@@ -470,8 +470,9 @@ class Node:
             return
         self._remember_tag(tag)
         self.last_tag = tag
-        if hdr.hops == 0 and hdr.rly:
-            # the epoch a neighbour itself sends under: sync answers to it use that key (s.8.4)
+        if hdr.hops == 0 and hdr.rly and (hdr.dst == 0 or hdr.dst == self.short):
+            # the epoch a neighbour itself sends under: sync answers to it use that key (s.8.4). Frames it
+            # addresses to someone else are sealed for that one (an old-epoch peer), so they do not count.
             if hdr.rly not in self.peer_epoch and len(self.peer_epoch) >= _NBR_MAX:
                 self.peer_epoch.pop(next(iter(self.peer_epoch)))
             self.peer_epoch[hdr.rly] = hdr.epoch
