@@ -68,7 +68,7 @@ _node = None
 
 BUILD = r'''
 _node = Node({"name": "bench", "beacon_s": 0, "time": 91000000, "rate_per_hour": 100000, "burst": 2000}, group.Roster(_doc), bytes(32), _seed,
-             Store("/bench/store.log", 1024 * 1024, (6, 7, 8, 9, 10, 11)), random, Crypto(), 0)
+             Store("/bench/store.log", 1024 * 1024, msg.GOVERNANCE_KINDS), random, Crypto(), 0)
 '''
 
 FILL = r'''

@@ -13,6 +13,7 @@ RUNS = [
     ["drill_bench.py", "--seeds", "5", "--write"],
     ["ledger_bench.py"],  # prints its tables; its section in BENCHMARKS.md is edited by hand from them
     ["sync_bench.py", "--write"],
+    ["x25519_bench.py", "--write"],
 ]
 
 rc = 0

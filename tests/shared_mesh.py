@@ -57,9 +57,10 @@ class MiniMesh:
                "members": [{"name": "alice", "key": CRYPTO.public_key(_seed("alice")).hex() if hasattr(b"", "hex") else ""}],
                "nodes": [{"name": "n%d" % i, "key": _hexs(CRYPTO.public_key(seeds[i]))} for i in range(n)]}
         doc["members"][0]["key"] = _hexs(CRYPTO.public_key(_seed("alice")))
+        self.doc = doc
         self.nodes = []
         for i in range(n):
-            st = Store(root + "/n%d.log" % i, 65536, (6, 7, 8, 9, 10, 11))
+            st = Store(root + "/n%d.log" % i, 65536, msg.GOVERNANCE_KINDS)
             cfg = {"name": "n%d" % i, "beacon_s": beacon_s, "time": 90000000, "first_beacon_ms": 3000}
             self.nodes.append(Node(cfg, group.Roster(doc), _seed("secret"), seeds[i], st, Lcg(100 + i), CRYPTO, 0))
         self.inflight = []
@@ -191,7 +192,7 @@ def scenario_governance(root):
     doc = {"v": 1, "name": "gov", "quorum": {"k": 2}, "mandate_kinds": ["alert_real"],
            "members": [{"name": nm, "key": _hexs(CRYPTO.public_key(seeds[nm]))} for nm in names],
            "nodes": [{"name": "n0", "key": _hexs(CRYPTO.public_key(_seed("node 0")))}]}
-    st = Store(root + "/gov.log", 65536, (6, 7, 8, 9, 10, 11))
+    st = Store(root + "/gov.log", 65536, msg.GOVERNANCE_KINDS)
     node = Node({"name": "n0", "time": T}, group.Roster(doc), _seed("secret"), _seed("node 0"), st, Lcg(7), CRYPTO, 0)
 
     def signed(who, kind, f, t):
@@ -236,7 +237,7 @@ def scenario_mandate_rules(root):
     doc = {"v": 1, "name": "rules", "quorum": {"k": 1}, "mandate_kinds": ["alert_real"],
            "members": [{"name": nm, "key": _hexs(CRYPTO.public_key(seeds[nm]))} for nm in names],
            "nodes": [{"name": "n0", "key": _hexs(CRYPTO.public_key(_seed("node 0")))}]}
-    st = Store(root + "/rules.log", 65536, (6, 7, 8, 9, 10, 11))
+    st = Store(root + "/rules.log", 65536, msg.GOVERNANCE_KINDS)
     node = Node({"name": "n0", "time": T}, group.Roster(doc), _seed("secret"), _seed("node 0"), st, Lcg(9), CRYPTO, 0)
     kid = {}
     for nm in names:
@@ -288,5 +289,83 @@ def scenario_mandate_rules(root):
     return out
 
 
+def scenario_rekey(root):
+    """Revocation after seizure (SPEC.md s.8.4): REVOKE n3, REKEY for n0..n2 with quorum consent while n2 is
+    away; n0 and n1 switch, n2 gets the REKEY by anti-entropy under the old key and then the new bulletin; the
+    seized n3 decodes nothing new and is not believed; a reboot keeps the epoch."""
+    from plexnode import x25519
+    from plexwire import rekey
+
+    m = MiniMesh(4, [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)], root, beacon_s=60)
+    n0 = m.nodes[0]
+    alice = _seed("alice")
+    gid = n0.group_id
+
+    def signed(kind, f, t):
+        u = msg.encode_unsigned(kind, f, msg.key_id(CRYPTO.public_key(alice)), t)
+        return msg.finish(u, CRYPTO.sign(alice, msg.signing_bytes(gid, u)))
+
+    def post(inner, extra=b""):
+        r = n0.handle_inner(inner, None, None, 0, m.now, extra, True)
+        m.drain(0)
+        return r
+
+    out = {}
+    T = 90000000
+    ok, rid = post(signed(msg.REVOKE, {"key": m.nodes[3].kid, "reason": 1}, T + 1))
+    post(signed(msg.CONSENT, {"target": rid, "stance": 1}, T + 2))
+    m.run(m.now + 60000)
+    out["revoked"] = [nd.roster.get(m.nodes[3].kid).revoked for nd in m.nodes[:3]]
+    # the laptop's part: wrap a new secret for n0..n2 (the fake signature keys are not Ed25519 keys, so
+    # each node's X25519 public key comes from its scalar here; the KDF binds U from the roster key as always)
+    new = _seed("new secret")
+    e = _seed("ephemeral")
+    E = x25519.public_key(e)
+    entries = []
+    for i in range(3):
+        nd = m.nodes[i]
+        z = x25519.x25519(e, x25519.public_key(x25519.secret_scalar(nd.seed)))
+        entries.append(rekey.wrap(nd.kid, new, rekey.wrap_key(gid, 1, E, x25519.public_u(nd.pub), z)))
+    table = b"".join(sorted(entries))
+    for a, b in ((0, 2), (1, 2), (2, 3)):
+        del m.links[(a, b)]
+        del m.links[(b, a)]
+    ok, kid_ = post(signed(msg.REKEY, rekey.header_fields(1, E, table), T + 10), table)
+    m.run(m.now + 30000)
+    out["before_consent"] = [nd.epoch for nd in m.nodes]
+    post(signed(msg.CONSENT, {"target": kid_, "stance": 1}, T + 11))
+    m.run(m.now + 60000)
+    out["epochs"] = [nd.epoch for nd in m.nodes]
+    b = m.nodes[1].post_bulletin("new key", m.now)
+    m.run(m.now + 60000)
+    out["bulletin"] = m.holders(b)
+    for a, c in ((0, 2), (1, 2)):
+        m.links[(a, c)] = True
+        m.links[(c, a)] = True
+    m.run(m.now + 900000)
+    out["after_sync"] = m.holders(b)
+    out["epochs_after"] = [nd.epoch for nd in m.nodes]
+    out["seized_foreign"] = m.nodes[3].drops.get("foreign", 0) > 0
+    out["seized_no_entry"] = m.nodes[3].drops.get("rekey_no_entry", 0)
+    # the seized radio still signs with its (revoked) node key, under the only key it has
+    n3 = m.nodes[3]
+    forged = n3._sign(msg.BULLETIN, {"flags": 0, "text": "all clear, go home"}, m.now)
+    before = [nd.drops.get("revoked", 0) for nd in m.nodes[:3]]
+    m.inflight.append((m.now + 1200, 3, n3._gk().seal(forged, 15, n3.short, 0)))
+    m.run(m.now + 60000)
+    out["seized_post"] = m.holders(msg.message_id(forged))
+    out["seized_not_believed"] = [nd.drops.get("revoked", 0) - before[i] for i, nd in enumerate(m.nodes[:3])]
+    ks = n0.key_state()
+    n0.store.close()
+    st = Store(root + "/n0.log", 65536, msg.GOVERNANCE_KINDS)
+    import binascii
+
+    prev = (binascii.unhexlify(ks["prev_secret"]), ks["prev_epoch"], binascii.unhexlify(ks["rekey"]))
+    r = Node({"name": "n0", "time": 90000000}, group.Roster(m.doc),
+             binascii.unhexlify(ks["secret"]), n0.seed, st, Lcg(9), CRYPTO, 0, ks["epoch"], prev)
+    out["reboot"] = [r.epoch, sorted(r.keys), r.rekey_id == kid_, r.roster.get(m.nodes[3].kid).revoked]
+    return out
+
+
 SCENARIOS = ["scenario_line", "scenario_gate", "scenario_drill", "scenario_partition", "scenario_hostlink", "scenario_governance",
-             "scenario_mandate_rules"]
+             "scenario_mandate_rules", "scenario_rekey"]

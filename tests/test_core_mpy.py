@@ -17,6 +17,11 @@ EXPECT = {
     "scenario_partition": lambda r: set(r["before"][0]) <= {0, 1} and set(r["before"][1]) <= {2, 3}
     and r["after"] == [[0, 1, 2, 3], [0, 1, 2, 3]],
     "scenario_hostlink": lambda r: r["n"] == 3 and r["more"] is False and r["texts"] == ["b0", "b1", "b2"],
+    "scenario_rekey": lambda r: r == {"revoked": [True, True, True], "before_consent": [0, 0, 0, 0], "epochs": [1, 1, 0, 0],
+                                      "bulletin": [0, 1], "after_sync": [0, 1, 2], "epochs_after": [1, 1, 1, 0],
+                                      "seized_foreign": True, "seized_no_entry": 1, "seized_post": [],
+                                      "seized_not_believed": r["seized_not_believed"],
+                                      "reboot": [1, [0, 1], True, True]} and sum(r["seized_not_believed"]) >= 2,
     "scenario_governance": lambda r: r == {"rigged": "rigged draw", "before_quorum": "no mandate", "holder": True,
                                            "other": "no mandate", "expired": "no mandate"},
     "scenario_mandate_rules": lambda r: r == {"elect_capped": "ineligible holder", "elect_uncapped": True,

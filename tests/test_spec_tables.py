@@ -53,6 +53,14 @@ def _beacon(neighbours):
     return signed(msg.BEACON, {"stored": 42, "fp": bytes(8), "battery": 90, "neighbours": nb})
 
 
+def _rekey_header(nodes):
+    table = b"".join(bytes([i // 256, i % 256]) + bytes(54) for i in range(nodes))
+    _, f = msg.split_blob(table)
+    f["epoch"] = 3
+    f["eph"] = bytes(32)
+    return signed(msg.REKEY, f)
+
+
 def _long_header(nfrag):
     text = b"x" * ((nfrag - 1) * msg.FRAG_DATA + 1)
     _, hdr = msg.split_text(text)
@@ -85,8 +93,10 @@ def budget_cases():
             signed(msg.ROSTER, {"op": 1, "key": bytes(32), "name": "Dana", "contact": ""}),
         ),
         ("REVOKE", "", signed(msg.REVOKE, {"key": bytes(8), "reason": 1})),
-        ("REKEY", "1 wrapped entry", signed(msg.REKEY, {"epoch": 3, "wrapped": bytes(56)})),
-        ("REKEY", "2 wrapped entries (max)", signed(msg.REKEY, {"epoch": 3, "wrapped": bytes(112)})),
+        ("REKEY", "header, 1-3 nodes (1 fragment)", _rekey_header(1)),
+        ("REKEY", "header, 30 nodes (8 fragments)", _rekey_header(30)),
+        ("REKEY", "header, 64 nodes (17 fragments, max)", _rekey_header(64)),
+        ("FRAGMENT", "REKEY table, 3 nodes (168 bytes)", msg.fragment(bytes(16), 0, bytes(168))),
         ("HANDOVER", "empty note", signed(msg.HANDOVER, {"mandate": bytes(16), "to": bytes(8), "note": ""})),
         ("SUCCESSION", "empty note", signed(msg.SUCCESSION, {"prev": bytes(16), "next": b"\x01" * 16, "note": ""})),
         ("BEACON", "no neighbours", _beacon(0)),

@@ -44,6 +44,25 @@ def kid(name: str) -> bytes:
     return msg.key_id(pub(KEYS[name]))
 
 
+def rekey_case(t: int) -> tuple[str, bytes, dict]:
+    """A REKEY to epoch 3 wrapping a new secret for node-1 (node-2 is the one revoked), from fixed seeds."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from plexnode.x25519 import public_u
+    from plexwire import rekey
+
+    new = seed("rekey new group secret")
+    eph = X25519PrivateKey.from_private_bytes(seed("rekey ephemeral"))
+    epub = eph.public_key().public_bytes_raw()
+    entries = []
+    for n in ("node-1",):
+        u = public_u(pub(KEYS[n]))
+        z = eph.exchange(X25519PublicKey.from_public_bytes(u))
+        entries.append(rekey.wrap(kid(n), new, rekey.wrap_key(GROUP_ID, 3, epub, u, z)))
+    table = b"".join(sorted(entries))
+    inner = signed(msg.REKEY, "alice", t, rekey.header_fields(3, epub, table))
+    return "rekey", inner, {"table_hex": table.hex(), "new_secret": new.hex(), "eph_secret": seed("rekey ephemeral").hex()}
+
+
 def cases() -> list[tuple[str, bytes, dict]]:
     T = 89_000_000  # seconds since the Plexus epoch (2024-01-01T00:00:00Z): late 2026
     text150 = "Decision: rent strike from Monday 1 Dec. Meet 18:00 in the laundry room, bring your lease. Consent by Sunday — ¡todos juntos! ✊ Pass it on offline."
@@ -97,7 +116,7 @@ def cases() -> list[tuple[str, bytes, dict]]:
         ("recall", signed(msg.RECALL, "bob", T + 400, {"mandate": mid, "reason": "absent from two assemblies"}), {}),
         ("roster-add-member", signed(msg.ROSTER, "alice", T + 10, {"op": msg.ROSTER_ADD_MEMBER, "key": pub(seed("dana")), "name": "Dana", "contact": "flat 4B; phone via Bob"}), {}),
         ("revoke", signed(msg.REVOKE, "alice", T + 500, {"key": kid("node-2"), "reason": 1}), {}),
-        ("rekey", signed(msg.REKEY, "alice", T + 501, {"epoch": 3, "wrapped": bytes(range(56))}), {}),
+        rekey_case(T + 501),
         ("handover", signed(msg.HANDOVER, "bob", T + 600, {"mandate": mid, "to": kid("carol"), "note": "keys to the office are with Carol"}), {}),
         ("beacon", signed(msg.BEACON, "node-1", T + 700, {"stored": 42, "fp": bytes.fromhex("0123456789abcdef"), "battery": 87, "neighbours": bytes.fromhex("12345678abcd")}), {}),
         ("digest", msg.encode_unsigned(msg.DIGEST, {"lo": bytes(4), "ranges": bytes.fromhex("40000000000301020304050680000000000a0a0b0c0d0e0f")}), {}),

@@ -9,7 +9,7 @@ Files on the device (fs_root + ...):
     /board.json          board profile (boards/*.json)
     /config.json         {"name", "region", "modem" (preset name or [sf, bw, cr, preamble]), "router", ...}
     /group.json          roster document (plexwire.group)
-    /group.secret.json   {"secret": hex, "epoch": int}
+    /group.secret.json   {"secret": hex, "epoch": int} (+ "prev_secret", "prev_epoch", "rekey" after a rekey)
     /node.key            32-byte Ed25519 seed (created on first start if missing)
     /store.log           message store (plexnode.store)
 
@@ -167,6 +167,30 @@ def load_config(fs_root=""):
     return cfg, roster, secret, epoch, seed
 
 
+def load_prev_key(fs_root=""):
+    """(secret, epoch, rekey id or None) of the previous epoch while a rekey's grace window runs, else None."""
+    sec = _read_json(fs_root + "/group.secret.json")
+    if "prev_secret" not in sec:
+        return None
+    rid = sec.get("rekey")
+    return (binascii.unhexlify(sec["prev_secret"]), int(sec["prev_epoch"]), binascii.unhexlify(rid) if rid else None)
+
+
+def save_keys(fs_root, node):
+    """Persist the group keys after a rekey (SPEC.md s.8.4): written aside, then renamed over the old file,
+    so a power cut leaves either the old or the new keys, never half a file."""
+    from plexnode.store import _replace
+
+    path = fs_root + "/group.secret.json"
+    d = _read_json(path)
+    for k in ("prev_secret", "prev_epoch", "rekey"):
+        d.pop(k, None)
+    d.update(node.key_state())
+    with open(path + ".new", "w") as f:
+        f.write(json.dumps(d))
+    _replace(path + ".new", path)
+
+
 def core_config(cfg):
     """The core's cfg from config.json: a modem preset name becomes (sf, bw, cr, preamble)."""
     c = dict(cfg)
@@ -230,7 +254,8 @@ class App:
         if rng is None:
             import random as rng  # MicroPython has no random.Random: the module is the generator
         store = Store(fs_root + "/store.log", int(cfg.get("store_bytes", 256 * 1024)), governance_kinds=msg.GOVERNANCE_KINDS)
-        self.core = Node(self.cfg, roster, secret, seed, store, rng, Crypto(), now, epoch)
+        self.core = Node(self.cfg, roster, secret, seed, store, rng, Crypto(), now, epoch, load_prev_key(fs_root))
+        self.core.on_keys = lambda node: save_keys(fs_root, node)
         self.roster = roster
         self._hw(now)
 

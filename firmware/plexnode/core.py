@@ -9,7 +9,7 @@ drive this one class.
 
 import json
 
-from plexwire import DecodeError, airtime, frame, hostlink, msg
+from plexwire import DecodeError, airtime, frame, hostlink, msg, rekey
 from plexwire.group import ROLE_NODE
 
 from plexnode.dutycycle import DutyCycle
@@ -50,6 +50,7 @@ _RECEIPT_TRIES = const(8)
 # parent candidates for its receipt) and flooded receipts (only the naive benchmark baseline floods them)
 _UNPRUNED = (msg.ALERT, msg.RECEIPT)  # unicast tries toward the caller (through alternate parents) before giving up
 _REASM_TIMEOUT_MS = const(600000)
+_REKEY_GRACE_S = const(259200)  # 72 h: the previous epoch's key is kept this long after a rekey (SPEC.md s.8.4)
 
 
 def _now_s(node, now_ms):
@@ -73,13 +74,28 @@ class _Tx:
 
 
 class Node:
-    def __init__(self, cfg, roster, secret, node_seed, store, rng, crypto, now_ms=0, epoch=0):
+    def __init__(self, cfg, roster, secret, node_seed, store, rng, crypto, now_ms=0, epoch=0, prev=None):
         self.cfg = cfg
         self.name = cfg.get("name", "node")
         self.roster = roster
         self.group_id = roster.group_id
         self.keys = {epoch: frame.GroupKey(secret, epoch)}
+        self.secrets = {epoch: bytes(secret)}
         self.epoch = epoch
+        # rekey (SPEC.md s.8.4): the previous epoch's key during the grace window, peers still on it
+        self.grace_ms = cfg.get("rekey_grace_s", _REKEY_GRACE_S) * 1000
+        self.grace_until = None
+        self.rekey_id = None  # id of the REKEY that moved us to the current epoch
+        if prev is not None and prev[1] != epoch:
+            # (secret, epoch[, rekey id]) of the previous epoch, as key_state() persisted it
+            self.keys[prev[1]] = frame.GroupKey(prev[0], prev[1])
+            self.secrets[prev[1]] = bytes(prev[0])
+            self.grace_until = now_ms + self.grace_ms  # a reboot restarts the window
+            if len(prev) > 2 and prev[2]:
+                self.rekey_id = bytes(prev[2])
+        self.peer_epoch = {}  # short id -> epoch of the last frame it originated
+        self.rekeys_done = []
+        self.on_keys = None  # called with this node after the keys change: the device persists key_state()
         self.crypto = crypto
         self.seed = node_seed
         self.pub = crypto.public_key(node_seed)
@@ -240,6 +256,8 @@ class Node:
             d = self.reasm[k][2]
             if t is None or d < t:
                 t = d
+        if self.grace_until is not None and (t is None or self.grace_until < t):
+            t = self.grace_until
         return t
 
     def handle_timer(self, now_ms):
@@ -258,6 +276,8 @@ class Node:
             if self.reasm[k][2] <= now_ms:
                 del self.reasm[k]
                 self._drop("reassembly_timeout")
+        if self.grace_until is not None and now_ms >= self.grace_until:
+            self._end_grace()
 
     def frames_to_send(self, now_ms):
         """At most one frame whose time has come and whose airtime fits the duty-cycle budget."""
@@ -450,6 +470,12 @@ class Node:
             return
         self._remember_tag(tag)
         self.last_tag = tag
+        if hdr.hops == 0 and hdr.rly and (hdr.dst == 0 or hdr.dst == self.short):
+            # the epoch a neighbour itself sends under: sync answers to it use that key (s.8.4). Frames it
+            # addresses to someone else are sealed for that one (an old-epoch peer), so they do not count.
+            if hdr.rly not in self.peer_epoch and len(self.peer_epoch) >= _NBR_MAX:
+                self.peer_epoch.pop(next(iter(self.peer_epoch)))
+            self.peer_epoch[hdr.rly] = hdr.epoch
         inner = gk.open(data)
         self.handle_inner(inner, hdr, data, snr, now_ms)
 
@@ -535,9 +561,14 @@ class Node:
         if why is not None:
             self._drop(why)
             return False, why.replace("_", " ")
-        if k == msg.BULLETIN_LONG and extra and not msg.check_long_text(m, extra):
+        if msg.has_tail(k) and extra and not msg.check_long_text(m, extra):
             self._drop("bad_text")
             return False, "text does not match its signed digest"
+        if k == msg.REKEY and extra:
+            why = self._check_rekey_table(extra)
+            if why is not None:
+                self._drop(why)
+                return False, why.replace("_", " ")
         self._accept(m, inner, mid, hdr, fr, snr, now_ms, extra)
         return True, mid
 
@@ -596,7 +627,7 @@ class Node:
 
     def _accept(self, m, inner, mid, hdr, fr, snr, now_ms, extra):
         k = m.kind
-        complete = k != msg.BULLETIN_LONG or bool(extra)
+        complete = not msg.has_tail(k) or bool(extra)
         if k == msg.RECEIPT:
             # receipts are acknowledgements, not records: the caller's tally (and the ledger's drill report) keeps them
             self._seen_receipt(mid)
@@ -611,7 +642,7 @@ class Node:
             ev["text"] = m.f["text"]
         if complete and k != msg.RECEIPT:
             self.events.append(("message", ev))
-        if k == msg.BULLETIN_LONG and not extra:
+        if msg.has_tail(k) and not extra:
             self._start_reassembly(m, inner, mid, now_ms)
         if k == msg.ALERT:
             self._on_alert(m, mid, hdr, now_ms, snr)
@@ -623,32 +654,149 @@ class Node:
             elif hdr.dst == self.short and hdr.hop_limit == 0 and msg.is_flooded(k) and k != msg.RECEIPT:
                 # new to us through anti-entropy: flood it onward if it is still fresh (couriers, healed partitions)
                 if not (m.time and self.clock_base and self.now_s(now_ms) - m.time > _REPLAY_S):
-                    self._originate(inner, m, mid, now_ms)
+                    r = self.reasm.get(mid) if msg.has_tail(k) and not extra else None
+                    if r is not None:
+                        # header without its fragments: flood the whole thing once it is complete (flooding the
+                        # header now would make this radio deaf to the fragments that follow it)
+                        r[3] = True
+                    else:
+                        self._originate(inner, m, mid, now_ms)
             else:
                 self._schedule_relay(fr, hdr, m, mid, snr, now_ms)
         elif hdr is None:
             # our own (host or local) message: originate it
             self._originate(inner, m, mid, now_ms)
-            if k == msg.BULLETIN_LONG and extra:
+            if msg.has_tail(k) and extra:
                 self._send_fragments(mid, extra, now_ms, 0)
         if self.sync is not None:
             self.sync.on_stored(mid, now_ms)
         self.gov.on_accept(m, mid, now_ms)
+        if k == msg.REKEY and complete:
+            self.rekey_ready(mid, now_ms)
 
     def _originate(self, inner, m, mid, now_ms, dst=0, hop_limit=None):
         hl = self.hop_limit if hop_limit is None else hop_limit
         fr = self._gk().seal(inner, hl, self.short, dst)
         self._queue(fr, self._prio(m), m.kind, mid, self._rand(200), now_ms)
 
+    # ------------------------------------------------------------------ rekey (SPEC.md section 8.4)
+
+    def key_for(self, peer):
+        """The key to seal a DST-addressed frame with: the epoch that neighbour still sends under, if we
+        hold it (grace window), else the current one."""
+        if peer:
+            e = self.peer_epoch.get(peer)
+            if e is not None and e != self.epoch and e in self.keys:
+                return self.keys[e]
+        return self._gk()
+
+    def old_peer(self, peer):
+        return self.key_for(peer) is not self._gk()
+
+    def old_epoch_ok(self, mid, kind, inner):
+        """What may be sent under the previous epoch's key to a neighbour still on it: the REKEY that moved
+        us and the CONSENTs to it (so it can adopt the rekey), nothing newer."""
+        if self.rekey_id is None:
+            return False  # unknown after a reboot without it: send nothing stored under the old key
+        if mid == self.rekey_id:
+            return True
+        return kind == msg.CONSENT and bytes(inner[13:29]) == self.rekey_id
+
+    def _check_rekey_table(self, table):
+        """None when every recipient is a roster node that is not revoked, else the drop reason."""
+        try:
+            rekey.check_table(table)
+        except DecodeError:
+            return "bad_text"
+        for kid in rekey.kids(table):
+            e = self.roster.get(kid)
+            if e is None or e.role != ROLE_NODE:
+                return "rekey_unknown_recipient"
+            if e.revoked:
+                return "rekey_for_revoked"
+        return None
+
+    def rekey_ready(self, mid, now_ms):
+        """Called when a REKEY is adopted and when its table is complete: switch once both hold."""
+        if self.gov.replaying or mid in self.rekeys_done or not self.gov.adopted(mid):
+            return
+        rec = self.store.get(mid)
+        if rec is None:
+            return  # the table is still arriving
+        inner, table = hostlink.unpack_record(rec[2])
+        m = msg.decode(inner)
+        self.rekeys_done.append(mid)
+        if len(self.rekeys_done) > 8:
+            self.rekeys_done.pop(0)
+        ev = {"id": mid, "epoch": m.f["epoch"], "switched": False}
+        why = self._check_rekey_table(table)
+        if why is None and m.f["epoch"] != (self.epoch + 1) % 16:
+            why = "rekey_stale"
+        entry = rekey.find(table, self.kid) if why is None else None
+        if why is None and entry is None:
+            why = "rekey_no_entry"
+        secret = None
+        if why is None:
+            from plexnode import x25519
+
+            try:
+                me = x25519.public_u(self.pub)
+                z = x25519.x25519(x25519.secret_scalar(self.seed), m.f["eph"])
+                secret = rekey.unwrap(entry, rekey.wrap_key(self.group_id, m.f["epoch"], m.f["eph"], me, z))
+            except ValueError:
+                secret = None
+            if secret is None:
+                why = "rekey_bad_wrap"
+        if why is not None:
+            self._drop(why)
+            ev["reason"] = why
+            self.events.append(("rekey", ev))
+            return
+        old = self.epoch
+        new = m.f["epoch"]
+        self.keys = {old: self.keys[old], new: frame.GroupKey(secret, new)}
+        self.secrets = {old: self.secrets[old], new: secret}
+        self.epoch = new
+        self.rekey_id = mid
+        self.grace_until = now_ms + self.grace_ms
+        ev["switched"] = True
+        self.events.append(("rekey", ev))
+        if self.on_keys is not None:
+            self.on_keys(self)
+
+    def _end_grace(self):
+        self.grace_until = None
+        for e in list(self.keys):
+            if e != self.epoch:
+                del self.keys[e]
+                del self.secrets[e]
+        if self.on_keys is not None:
+            self.on_keys(self)
+
+    def key_state(self):
+        """What the device persists (never sent over the host link): the current secret and epoch, and the
+        previous ones while the grace window runs."""
+        d = {"secret": _hex(self.secrets[self.epoch]), "epoch": self.epoch}
+        if self.rekey_id is not None:
+            d["rekey"] = _hex(self.rekey_id)
+        for e in self.secrets:
+            if e != self.epoch:
+                d["prev_secret"] = _hex(self.secrets[e])
+                d["prev_epoch"] = e
+        return d
+
     # ------------------------------------------------------------------ long bulletins
 
     def _send_fragments(self, bid, text, now_ms, dst, hop_limit=None):
-        chunks, _ = msg.split_text(text)
+        chunks, _ = msg.split_blob(text)
         hl = self.hop_limit if hop_limit is None else hop_limit
+        gk = self.key_for(dst)
         for i in range(len(chunks)):
             inner = msg.fragment(bid, i, chunks[i])
-            fr = self._gk().seal(inner, hl, self.short, dst)
-            self._queue(fr, P_NORMAL if not dst else P_SYNC, msg.FRAGMENT, msg.message_id(inner), 300 + 50 * i, now_ms)
+            fr = gk.seal(inner, hl, self.short, dst)
+            # to a sync peer the header goes out within 450 ms (sync._send): its fragments strictly after it
+            self._queue(fr, P_NORMAL if not dst else P_SYNC, msg.FRAGMENT, msg.message_id(inner), (500 if dst else 300) + 50 * i,
+                        now_ms)
 
     def _start_reassembly(self, m, inner, mid, now_ms):
         if mid in self.reasm:
@@ -660,7 +808,7 @@ class Node:
                     oldest = k
             del self.reasm[oldest]
             self._drop("reassembly_evicted")
-        self.reasm[mid] = [inner, [None] * m.f["nfrag"], now_ms + _REASM_TIMEOUT_MS]
+        self.reasm[mid] = [inner, [None] * m.f["nfrag"], now_ms + _REASM_TIMEOUT_MS, False]
 
     def _on_fragment(self, m, hdr, fr, snr, now_ms, fmid):
         bid = m.f["bulletin"]
@@ -685,13 +833,26 @@ class Node:
         if None not in r[1]:
             text = b"".join(r[1])
             del self.reasm[bid]
-            if msg.check_long_text(h, text):
-                self.store.add(bid, msg.BULLETIN_LONG, hostlink.pack_record(r[0], text), h.time)
-                ev = {"id": bid, "kind": "bulletin", "origin": h.author, "hops": hdr.hops + 1 if hdr else 0, "t": now_ms}
-                ev["text"] = text.decode("utf-8")
+            ok = msg.check_long_text(h, text)
+            if ok and h.kind == msg.REKEY:
+                try:
+                    rekey.check_table(text)
+                except DecodeError:
+                    ok = False
+            if ok:
+                self.store.add(bid, h.kind, hostlink.pack_record(r[0], text), h.time)
+                if r[3]:
+                    self._originate(r[0], h, bid, now_ms)
+                    self._send_fragments(bid, text, now_ms, 0)
+                ev = {"id": bid, "kind": "bulletin" if h.kind == msg.BULLETIN_LONG else h.name, "origin": h.author,
+                      "hops": hdr.hops + 1 if hdr else 0, "t": now_ms}
+                if h.kind == msg.BULLETIN_LONG:
+                    ev["text"] = text.decode("utf-8")
                 self.events.append(("message", ev))
                 if self.sync is not None:
                     self.sync.on_stored(bid, now_ms)
+                if h.kind == msg.REKEY:
+                    self.rekey_ready(bid, now_ms)
             else:
                 self._drop("bad_text")
         return True, fmid
@@ -1080,7 +1241,7 @@ class Node:
         if op == hostlink.HELLO:
             return op | hostlink.REPLY, json.dumps({
                 "name": self.name, "node_key": _hex(self.pub), "key_id": _hex(self.kid), "group_id": _hex(self.group_id),
-                "version": VERSION, "protocol": 1, "time": self.now_s(now_ms)}).encode()
+                "version": VERSION, "protocol": 1, "time": self.now_s(now_ms), "epoch": self.epoch}).encode()
         if op == hostlink.STATUS:
             st = self.status()
             st["time"] = self.now_s(now_ms)

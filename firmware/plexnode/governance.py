@@ -11,7 +11,7 @@ from plexwire.group import ROLE_MEMBER, Entry
 _MAX_PROPOSALS = 48
 
 # kinds that only a current mandate holder may author, by their names in the roster's "mandate_kinds"
-GATED = {"alert_real": msg.ALERT, "roster": msg.ROSTER, "revoke": msg.REVOKE}
+GATED = {"alert_real": msg.ALERT, "roster": msg.ROSTER, "revoke": msg.REVOKE, "rekey": msg.REKEY}
 
 
 class Governance:
@@ -20,6 +20,7 @@ class Governance:
         self.stances = {}  # proposal id -> {member key id: stance}
         self.props = {}  # proposal id -> [kind, message, adopted (bool), adopted_ms]
         self.mandates = {}  # mandate id -> [role, start, end, holders, recalled_at (plexus s) or 0]
+        self.replaying = False  # at boot: a REKEY adopted again from the store is not applied again
         mk = node.roster.mandate_kinds
         self.gated = {}
         if isinstance(mk, dict):
@@ -55,7 +56,7 @@ class Governance:
                 seed = self.node.store.get(f["seed"])
                 if seed is not None and seed[1] and m.time and seed[1] >= m.time:
                     return "rigged_draw"  # the seed must be published before the draw
-        if k == msg.CONSENT or k == msg.SUCCESSION:
+        if k == msg.CONSENT or k == msg.SUCCESSION or k == msg.REKEY:
             e = self.node.roster.get(m.author)
             if e is None or e.role != ROLE_MEMBER:
                 return "not_a_member"
@@ -106,7 +107,7 @@ class Governance:
                 self.stances[tgt] = st
             st[m.author] = m.f["stance"]
             self._evaluate(tgt, now_ms)
-        elif k in (msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE) or (k == msg.BULLETIN and m.f["flags"] & msg.BULLETIN_DECISION):
+        elif k in (msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE, msg.REKEY) or (k == msg.BULLETIN and m.f["flags"] & msg.BULLETIN_DECISION):
             if mid not in self.props:
                 self._bound(self.props)
                 self.props[mid] = [k, m, False, 0]
@@ -143,6 +144,10 @@ class Governance:
             e = self.node.roster.get(m.f["key"])
             if e is not None:
                 e.revoked = True
+        elif k == msg.REKEY:
+            self.node.events.append(("adopted", ev))
+            self.node.rekey_ready(pid, now_ms)  # switches once the wrap table is complete too
+            return
         elif k == msg.ROSTER:
             f = m.f
             kid = msg.key_id(f["key"])
@@ -162,6 +167,7 @@ class Governance:
     def replay(self, now_ms):
         """Rebuild from the store at boot: proposals first, then consents (store order is arrival order)."""
         st = self.node.store
+        self.replaying = True
         later = []
         cursor = 0
         while True:
@@ -170,7 +176,7 @@ class Governance:
                 break
             for seq, mid, kind, _ts, body in recs:
                 cursor = seq
-                if kind not in (msg.CONSENT, msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE, msg.BULLETIN):
+                if kind not in (msg.CONSENT, msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE, msg.REKEY, msg.BULLETIN):
                     continue
                 try:
                     inner, _ = hostlink.unpack_record(body)
@@ -183,3 +189,4 @@ class Governance:
                     self.on_accept(m, mid, now_ms)
         for m, mid in later:
             self.on_accept(m, mid, now_ms)
+        self.replaying = False

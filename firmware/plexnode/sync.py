@@ -125,7 +125,7 @@ class Reconciler:
     # ---- protocol
     def _send(self, peer, inner, now_ms):
         n = self.node
-        fr = n._gk().seal(inner, 0, n.short, peer)
+        fr = n.key_for(peer).seal(inner, 0, n.short, peer)
         n._queue(fr, 3, inner[0], None, 50 + n._rand(400), now_ms)
         self.sent += 1
 
@@ -203,6 +203,8 @@ class Reconciler:
             if rec is None:
                 continue
             inner, extra = hostlink.unpack_record(rec[2])
+            if self.node.old_peer(peer) and not self.node.old_epoch_ok(mid, rec[0], inner):
+                continue  # it still sends under the previous epoch: only what it needs to rekey (s.8.4)
             self._send(peer, inner, now_ms)
             if extra:
                 self.node._send_fragments(mid, extra, now_ms, peer, 0)

@@ -21,7 +21,7 @@ from plexus.crypto import HostCrypto
 
 # what the node core refuses for reasons of governance, as opposed to duplicates or transport
 # only these kinds change or depend on governance state (bulletins and receipts never do)
-KINDS = (msg.CONSENT, msg.ALERT, msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE, msg.HANDOVER, msg.SUCCESSION)
+KINDS = (msg.CONSENT, msg.ALERT, msg.MANDATE, msg.RECALL, msg.ROSTER, msg.REVOKE, msg.REKEY, msg.HANDOVER, msg.SUCCESSION)
 
 
 class _Verified(HostCrypto):
@@ -31,7 +31,8 @@ class _Verified(HostCrypto):
         return True
 
 
-FLAGGED = {"rigged draw", "no mandate", "not a member", "revoked key", "unknown author", "ineligible holder", "bad handover"}
+FLAGGED = {"rigged draw", "no mandate", "not a member", "revoked key", "unknown author", "ineligible holder", "bad handover",
+           "rekey for revoked", "rekey unknown recipient"}
 
 
 def audit(ledger) -> list[dict]:

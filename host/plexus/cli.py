@@ -25,7 +25,7 @@ class UserError(Exception):
 # A module may instead define `SUBCOMMANDS = {name: (add_arguments, run, help)}` for nested verbs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("plexus.commands.keys", "member keys: new, list, export"),
-    "group": ("plexus.commands.group", "the group roster and secret: init, show"),
+    "group": ("plexus.commands.group", "the group roster and secret: init, show, rekey"),
     "devices": ("plexus.commands.devices", "serial ports that may be nodes"),
     "post": ("plexus.commands.post", "sign a bulletin and post it to a node"),
     "consent": ("plexus.commands.consent", "sign a consent, stand-aside or block and post it to a node"),

@@ -262,3 +262,33 @@ def consent_record(key: Any, group_id: bytes, target: bytes, stance: str = "cons
 
 def record_id(record: bytes) -> bytes:
     return msg.message_id(hostlink.unpack_record(record)[0])
+
+
+def rekey_record(key: Any, group_id: bytes, epoch: int, recipients: list[bytes], secret: bytes | None = None,
+                 time_s: int | None = None) -> tuple[bytes, bytes]:
+    """A signed REKEY (SPEC.md s.8.4) moving the group to `epoch`, as a stored record (header || wrap table),
+    and the new group secret. `recipients` are the Ed25519 public keys of the nodes that stay; the wrap is
+    computed here with `cryptography`'s X25519, the recipients' X25519 keys derived from their Ed25519 keys."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+    from plexnode.x25519 import public_u
+    from plexwire import rekey
+
+    if not 0 <= epoch <= 15:
+        raise RecordError("the key epoch is 0..15")
+    if not recipients:
+        raise RecordError("a rekey needs at least one node that stays")
+    if len(recipients) > rekey.MAX_ENTRIES:
+        raise RecordError("a rekey wraps for at most %d nodes" % rekey.MAX_ENTRIES)
+    new = os.urandom(32) if secret is None else bytes(secret)
+    eph = X25519PrivateKey.generate()
+    epub = eph.public_key().public_bytes_raw()
+    entries = []
+    for pub in dict.fromkeys(bytes(p) for p in recipients):
+        u = public_u(pub)
+        z = eph.exchange(X25519PublicKey.from_public_bytes(u))
+        kid = msg.key_id(pub)
+        entries.append(rekey.wrap(kid, new, rekey.wrap_key(group_id, epoch, epub, u, z)))
+    table = b"".join(sorted(entries))
+    f = rekey.header_fields(epoch, epub, table)
+    t = plexus_time() if time_s is None else time_s
+    return hostlink.pack_record(key.sign_message(group_id, msg.REKEY, f, t), table), new

@@ -149,6 +149,9 @@ class Checker:
         if kind == msg.BULLETIN_LONG:
             if not msg.check_long_text(m, extra):
                 return "long bulletin text does not match its signed digest"
+        elif kind == msg.REKEY:
+            if not msg.check_long_text(m, extra):
+                return "rekey wrap table does not match its signed digest"
         elif extra:
             return "unexpected bytes after the message"
         return msg.message_id(inner), kind, m.author, m.time

@@ -57,18 +57,35 @@ class VirtualNode:
                  name: str = "virtual", epoch: int = 0, radio: Callable[[bytes], None] | None = None,
                  capacity: int = 4 * 1024 * 1024, time_s: int | None = None):
         self.roster = group.Roster(roster_doc)
+        # the node's own key file (as group.secret.json on a device): after a rekey it holds the new epoch
+        self.keys_path = Path(str(store_path) + ".keys.json")
+        prev = None
+        if self.keys_path.exists():
+            ks = json.loads(self.keys_path.read_text())
+            secret, epoch = bytes.fromhex(ks["secret"]), int(ks["epoch"])
+            if "prev_secret" in ks:
+                prev = (bytes.fromhex(ks["prev_secret"]), int(ks["prev_epoch"]), bytes.fromhex(ks.get("rekey", "")) or None)
         self.store = Store(str(store_path), capacity, governance_kinds=msg.GOVERNANCE_KINDS)
         cfg = {"name": name, "beacon_s": 0 if radio is None else 600}
         if time_s:
             cfg["time"] = time_s
         self.t0 = _ms()
-        self.core = Node(cfg, self.roster, secret, node_seed, self.store, random.Random(), HostCrypto(), now_ms=0, epoch=epoch)
+        self.core = Node(cfg, self.roster, secret, node_seed, self.store, random.Random(), HostCrypto(), now_ms=0, epoch=epoch,
+                         prev=prev)
+        self.core.on_keys = self._save_keys
         self.radio = radio
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         self.port = os.ttyname(self.slave)
         self.buf = bytearray()
         self.running = True
+
+    def _save_keys(self, node: Node) -> None:
+        tmp = self.keys_path.with_name(self.keys_path.name + ".new")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(node.key_state()))
+        os.replace(tmp, self.keys_path)
 
     def now(self) -> int:
         return _ms() - self.t0

@@ -32,6 +32,8 @@ MAX_LONG_TEXT = const(4608)
 MAX_SHORT_TEXT = const(154)  # MAX_INNER - SIGNED_HEAD - flags - SIG_LEN: a plain BULLETIN's text
 MAX_STORED = const(4840)  # largest record: 1 + a 22-fragment header (229) + 4608 bytes of text
 MAX_DIGEST_RANGES = const(16)
+REKEY_ENTRY = const(56)  # key id (8) + wrapped secret (32) + MAC (16), SPEC.md section 8.4
+MAX_REKEY_FRAGS = const(17)  # a REKEY header with 17 fragment hashes is 231 bytes
 
 # ---- kinds ----
 BULLETIN = const(0x01)
@@ -91,7 +93,10 @@ SCHEMAS = {
     RECALL: ("recall", (("mandate", _FIX, 16), ("reason", _TEXT))),
     ROSTER: ("roster", (("op", _U8), ("key", _FIX, 32), ("name", _S8), ("contact", _TEXT))),
     REVOKE: ("revoke", (("key", _FIX, 8), ("reason", _U8))),
-    REKEY: ("rekey", (("epoch", _U8), ("wrapped", _REST, 56))),
+    REKEY: (
+        "rekey",
+        (("epoch", _U8), ("eph", _FIX, 32), ("total", _U16), ("nfrag", _U8), ("digest", _FIX, 16), ("frag_hashes", _REST, 6)),
+    ),
     HANDOVER: ("handover", (("mandate", _FIX, 16), ("to", _FIX, 8), ("note", _TEXT))),
     SUCCESSION: ("succession", (("prev", _FIX, 16), ("next", _FIX, 16), ("note", _TEXT))),
     BEACON: ("beacon", (("stored", _U16), ("fp", _FIX, 8), ("battery", _U8), ("neighbours", _REST, 2))),
@@ -311,8 +316,12 @@ def _check_fields(kind, f, body_len):
         if not ROSTER_ADD_MEMBER <= f["op"] <= ROSTER_UPDATE:
             raise DecodeError("bad roster op")
     elif kind == REKEY:
-        if not f["wrapped"] or f["epoch"] > 15:
+        n = f["nfrag"]
+        t = f["total"]
+        if f["epoch"] > 15 or n < 1 or n > MAX_REKEY_FRAGS or len(f["frag_hashes"]) != 6 * n:
             raise DecodeError("bad rekey")
+        if t < REKEY_ENTRY or t % REKEY_ENTRY or not (n - 1) * FRAG_DATA < t <= n * FRAG_DATA:
+            raise DecodeError("bad rekey table length")
     elif kind == FRAGMENT:
         if f["index"] >= MAX_FRAGS or not f["data"] or len(f["data"]) > FRAG_DATA:
             raise DecodeError("bad fragment")
@@ -541,11 +550,23 @@ def split_text(text_bytes):
     n = len(text_bytes)
     if n <= 0 or n > MAX_LONG_TEXT:
         raise ValueError("long bulletin text is 1..%d bytes" % MAX_LONG_TEXT)
-    chunks = [bytes(text_bytes[i : i + FRAG_DATA]) for i in range(0, n, FRAG_DATA)]
     if n <= MAX_SHORT_TEXT:
         raise ValueError("text fits one frame: use a plain bulletin")
+    return split_blob(text_bytes)
+
+
+def split_blob(data):
+    """Cut the bytes that follow a header (a long bulletin's text, a REKEY's wrap table) into fragment
+    chunks; returns (chunks, {total, nfrag, digest, frag_hashes})."""
+    n = len(data)
+    chunks = [bytes(data[i : i + FRAG_DATA]) for i in range(0, n, FRAG_DATA)]
     hashes = b"".join(fragment_hash(c) for c in chunks)
-    return chunks, {"total": n, "nfrag": len(chunks), "digest": text_digest(text_bytes), "frag_hashes": hashes}
+    return chunks, {"total": n, "nfrag": len(chunks), "digest": text_digest(data), "frag_hashes": hashes}
+
+
+def has_tail(kind):
+    """Kinds whose stored record carries extra bytes after the header, sent as FRAGMENTs (s.5, s.8.4)."""
+    return kind == BULLETIN_LONG or kind == REKEY
 
 
 def fragment(bulletin_id, index, chunk):
@@ -553,6 +574,6 @@ def fragment(bulletin_id, index, chunk):
 
 
 def check_long_text(header, text_bytes):
-    """True when text_bytes is exactly the text a BULLETIN_LONG header commits to."""
+    """True when text_bytes is exactly the text (or REKEY wrap table) a BULLETIN_LONG (REKEY) header commits to."""
     f = header.f
     return len(text_bytes) == f["total"] and text_digest(text_bytes) == f["digest"]

@@ -1,11 +1,13 @@
-"""`plexus group init|show`: the roster document and the group secret."""
+"""`plexus group init|show|rekey`: the roster document and the group secret."""
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from plexus import groupcfg
-from plexus.commands import add_group, add_json, add_keystore, print_json, user_errors
+from plexus.cli import UserError
+from plexus.commands import add_group, add_json, add_keystore, add_port, open_client, print_json, user_errors
 
 
 def _init_args(p: argparse.ArgumentParser) -> None:
@@ -65,7 +67,65 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rekey_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--without", action="append", default=[], metavar="NODE",
+                   help="a node that must not learn the new key (seized, lost): its name or key id prefix (repeat)")
+    add_port(p)
+    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this key (keystore or member name)")
+    add_keystore(p)
+    add_group(p)
+    add_json(p)
+
+
+def _rekey(args: argparse.Namespace) -> int:
+    """Wrap a fresh group secret for every roster node except --without, sign a REKEY and POST it; the group
+    moves to the new key once a quorum consents (SPEC.md s.8.4)."""
+    from plexus import client as clientmod
+
+    with user_errors():
+        roster = groupcfg.load_roster(args.group)
+        _, cur = groupcfg.load_secret(args.group)
+        key = groupcfg.member_key(roster, args.keystore, args.as_member)
+    nodes = roster.nodes()
+    left = []
+    for w in args.without:
+        hit = [e for e in nodes if e.name == w or (len(w) >= 4 and e.kid.hex().startswith(w.lower()))]
+        if not hit:
+            raise UserError("no node %r in the roster (give its name or a key id prefix)" % w)
+        left.extend(hit)
+    stay = [e for e in nodes if e not in left]
+    if not stay:
+        raise UserError("no node would be left to receive the new key")
+    try:
+        with user_errors():
+            with open_client(args, set_time=True) as c:
+                epoch = (int(c.hello().get("epoch", cur)) + 1) % 16
+                rec, secret = clientmod.rekey_record(key, roster.group_id, epoch, [e.pub for e in stay])
+                reply = c.post(rec)
+    except clientmod.RecordError as e:
+        raise UserError(str(e)) from None
+    rid = clientmod.record_id(rec)
+    sp = groupcfg.secret_path(groupcfg.group_path(args.group))
+    with user_errors():
+        d = json.loads(sp.read_text())
+        pending = [p for p in d.get("pending", []) if p.get("epoch") != epoch]
+        pending.append({"epoch": epoch, "secret": secret.hex(), "rekey": rid.hex()})
+        d["pending"] = pending
+        groupcfg._write_private(sp, json.dumps(d) + "\n", True)
+    out = {"id": rid.hex(), "epoch": epoch, "nodes": [e.name for e in stay], "without": [e.name for e in left],
+           "author": key.name, "node": reply}
+    if args.json:
+        print_json(out)
+    else:
+        print("rekey to epoch %d for %d node(s), without %s: %s (id %s)" % (
+            epoch, len(stay), ", ".join(out["without"]) or "nobody", "accepted" if reply.get("accepted") else reply, rid.hex()))
+        print("it takes effect once a quorum consents: plexus consent %s --port PORT" % rid.hex())
+        print("the new secret is kept as pending in %s" % sp)
+    return 0
+
+
 SUBCOMMANDS = {
     "init": (_init_args, _init, "create the roster document and a fresh group secret"),
     "show": (_show_args, _show, "print members, nodes, quorum and group id"),
+    "rekey": (_rekey_args, _rekey, "wrap a new group key for the remaining nodes and post the REKEY"),
 }
