@@ -250,6 +250,7 @@ class App:
         self.wdt_feeds = 0
         self._status_at = None
         self._tsf = None
+        self._poke = False
         self._flag_factory = flag_factory if flag_factory is not None else getattr(asyncio, "ThreadSafeFlag", None)
         self.radio_polls = 0  # IRQ-register reads forced by the watchdog (or polling without IRQ)
         self.radio_wakeups = 0  # radio task wake-ups by the interrupt
@@ -412,6 +413,7 @@ class App:
         if r.irq_pending():  # flag set, or the line is still high (an edge we did not see)
             self.radio_wakeups += 1
             return
+        self._poke = False
         tsf = self._tsf
         wf = getattr(self.clock, "wait_flag", None)
         if tsf is not None and wf is not None:
@@ -427,6 +429,15 @@ class App:
             if r.irq_pending():
                 self.radio_wakeups += 1
                 return
+            if self._poke:
+                return
+
+    def wake_radio(self):
+        """The core may have a new timer (a host request or a button press queued a frame): end the radio
+        task's wait so it is seen now, not at the next interrupt or watchdog poll."""
+        self._poke = True
+        if self._tsf is not None:
+            self._tsf.set()  # safe from any context
 
     def _watchdog_poll(self, r):
         """With the interrupt armed, read the IRQ register anyway every radio_poll_ms (missed edges)."""
@@ -532,6 +543,7 @@ class App:
             except Exception as e:
                 self.fail("host", e)
             self.drain()
+            self.wake_radio()
 
     # --- display, button, signals ----------------------------------------------------------------
     def status_dict(self, now):
@@ -564,6 +576,7 @@ class App:
         if ev == "short":
             if a is not None and a["id"] not in self.confirmed:
                 if self.core.confirm_alert(a["id"], now):
+                    self.wake_radio()
                     self.confirmed.append(a["id"])
                     if self.signals is not None:
                         self.signals.play("ack", now, force=True)
