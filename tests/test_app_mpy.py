@@ -569,3 +569,73 @@ def test_stuck_transmission_times_out_and_radio_returns_to_receive(tmp_path, tra
     assert r["tx_frames"] >= 1  # and transmitting again once the radio recovered
     assert len(r["sent"]) > r["tx_frames"]
     sys.modules.pop("fakemachine", None)
+
+
+def test_app_on_cpython_against_the_strict_sx1262_model(tmp_path, traffic, monkeypatch):
+    """The whole app on a Heltec V3 profile driving the datasheet-level SX1262 model of tests/chipmodels (BUSY
+    handshake, standby-only configuration, TCXO and image calibration checks, DIO1 interrupt): it receives,
+    relays, transmits the host's post, and never breaks a rule the chip would reject or misbehave on."""
+    monkeypatch.syspath_prepend(str(HERE))
+    import fakemachine as fm
+    from chipmodels import SX126xModel
+    from plexnode import app as A
+
+    fm.reset_all()
+    r = BOARD_SX126X["radio"]
+    model = SX126xModel(tcxo_voltage=r["tcxo_voltage"], rf_switch_on_dio2=r["dio2_as_rf_switch"])
+    pins = r["pins"]
+    pinmap = {pins["nss"]: model.cs, pins["reset"]: model.reset, pins["busy"]: model.busy, pins["dio1"]: model.dio1}
+
+    class Pin(fm.Pin):
+        def __new__(cls, n, mode=-1, pull=-1, value=None):
+            if n in pinmap:
+                p = pinmap[n]
+                if value is not None:
+                    p.value(value)
+                return p
+            return fm.Pin.__new__(cls)
+
+    machine = type("Machine", (), {"Pin": Pin, "SPI": staticmethod(lambda *a, **k: model.spi), "I2C": fm.I2C,
+                                   "ADC": fm.ADC, "PWM": fm.PWM, "WDT": fm.WDT})
+    files = dict(traffic["files"], **{"board.json": json.dumps(BOARD_SX126X)})
+    for name, v in files.items():
+        (tmp_path / name).write_bytes(bytes.fromhex(v) if name == "node.key" else v.encode())
+
+    ns: dict = {}
+    exec(compile(DRIVER, "driver", "exec"), ns)
+    clock = ns["SimClock"]()
+    sin = ns["FakeStdin"](clock)
+    sout = ns["FakeStdout"]()
+    a = A.App(machine=machine, stdin=sin, stdout=sout, fs_root=str(tmp_path), clock=clock)
+    assert a.radio is not None and a.radio.chip == "sx126x" and a.radio.uses_irq
+    pending = [(1000, traffic["bulletin"]), (2000, traffic["alert"])]
+
+    async def scenario():
+        runner = asyncio.create_task(a.run(12000))
+        posted = False
+        while a.running:
+            clock.t += 5
+            if model.tx_pending:
+                model.complete_tx()
+            if model._cad_pending:
+                model.complete_cad(False)
+            if pending and clock.t >= pending[0][0] and model.inject(pending[0][1], rssi_dbm=-90, snr_db=7.5):
+                pending.pop(0)
+            if clock.t >= 3000 and not posted:
+                sin.q.append(traffic["post"])
+                posted = True
+            await asyncio.sleep(0)
+        clock.stopped = True
+        await runner
+
+    asyncio.run(scenario())
+    assert model.violations == [] and a.errors == {}, (model.violations, a.errors)
+    assert not pending and a.rx_frames == 2 and a.core.store.count == 3
+    assert a.radio.irq_count >= 2 + len(model.transmitted) and a.radio.irq_missed == 0
+    sent = [f.payload for f in model.transmitted]
+    gk = frame.GroupKey(traffic["secret"], 0)
+    assert traffic["post_inner"] in [gk.open(f) for f in sent]
+    assert frame.frame_tag(traffic["bulletin"]) in [frame.frame_tag(f) for f in sent]
+    cfg = model.transmitted[-1].config
+    assert abs(cfg["freq_hz"] - 869_525_000) <= 1 and cfg["sync_word16"] == 0x1424 and cfg["crc"] is True
+    sys.modules.pop("fakemachine", None)
