@@ -551,3 +551,15 @@ def test_missed_interrupt_found_by_forced_poll():
     assert r2.irq_count == 1
     r2.poll(force=True)
     assert r2.irq_missed == 0 and r2.recv()[0] == b"on time"
+
+
+def test_send_reads_out_a_frame_whose_interrupt_was_missed():
+    """send() clears the IRQ status: a frame that arrived with its interrupt lost is read out first."""
+    m, r = configured()
+    r.start_recv()
+    m.dio1.handler = None
+    m.dio1._reader = lambda: 0
+    assert m.inject(b"arrived unseen")
+    r.send(b"reply")
+    assert r.irq_missed == 1
+    assert r.recv()[0] == b"arrived unseen"

@@ -534,3 +534,15 @@ def test_missed_interrupt_found_by_forced_poll():
     assert r.recv()[0] == b"late frame"
     r.poll(force=True)  # nothing pending: not a miss
     assert r.irq_missed == 1
+
+
+def test_send_reads_out_a_frame_whose_interrupt_was_missed():
+    """send() clears RegIrqFlags: a frame that arrived with its interrupt lost is read out first, not dropped."""
+    m, r = configured()
+    r.start_recv()
+    m.dio0.handler = None
+    m.dio0._reader = lambda: 0
+    assert m.inject(b"arrived unseen")
+    r.send(b"reply")
+    assert r.irq_missed == 1
+    assert r.recv()[0] == b"arrived unseen"

@@ -455,16 +455,7 @@ class App:
                 self._watchdog_poll(r)
             else:
                 self.radio_polls += 1
-            while True:
-                got = r.recv()  # with the interrupt armed this reads the chip only when it signalled
-                if got is None:
-                    break
-                self.rx_frames += 1
-                try:
-                    core.receive_frame(got[0], got[1], got[2], self.clock.now())
-                except Exception as e:
-                    self.fail("receive_frame", e)
-                self.drain()
+            self._take_frames(r)
         now = self.clock.now()
         t = core.get_timer()
         if t is None or t > now:
@@ -474,15 +465,32 @@ class App:
         for fr in frames:
             await self._transmit(fr)
 
+    def _take_frames(self, r):
+        """Hand every frame the driver holds to the core (with the interrupt armed, recv() reads the chip
+        only when it signalled).  Also called before CAD and TX, whose forced IRQ read may fetch a frame."""
+        core = self.core
+        while True:
+            got = r.recv()
+            if got is None:
+                return
+            self.rx_frames += 1
+            try:
+                core.receive_frame(got[0], got[1], got[2], self.clock.now())
+            except Exception as e:
+                self.fail("receive_frame", e)
+            self.drain()
+
     async def _transmit(self, fr):
         r = self.radio
         if r is None:
             return  # no radio: the frame is dropped (the core already accounted its airtime)
+        self._take_frames(r)
         if hasattr(r, "start_cad"):
             for _ in range(3):
                 if not await self._channel_busy(r):
                     break
                 await self.clock.sleep(20 + self.core._rand(200))
+        self._take_frames(r)
         r.send(fr)
         limit = self.core.airtime(len(fr)) // 1000 + TX_MARGIN_MS
         t0 = self.clock.now()

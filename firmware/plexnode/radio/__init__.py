@@ -245,7 +245,9 @@ class _Base:
             n = len(data)
             if not 1 <= n <= 255:
                 raise RadioError("LoRa payload must be 1..255 bytes, got %d" % n)
-        self.poll()
+        # Forced: the chip's IRQ flags are about to be cleared, so a frame whose interrupt was missed
+        # must be read out now or it is lost.
+        self.poll(True)
         if self._mode == MODE_TX:
             raise RadioError("a transmission is still in progress")
 
