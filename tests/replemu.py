@@ -9,6 +9,10 @@
   echoed) unless ``raw_paste=False`` (then "R\\x00", and mpremote falls back to the plain raw REPL);
 * code runs in a CPython namespace whose ``os`` and ``open`` are mapped onto ``root`` (the board's filesystem), with
   MicroPython's ``os.ilistdir``/``os.stat`` tuples and "OSError: [Errno 2] ENOENT" style errors;
+* ``frozen=("plexnode", "plexwire")`` emulates an image with those packages built in: importing them gives a module
+  whose ``__file__`` is ``.frozen/NAME/__init__.py`` (no such file on the filesystem); otherwise ``import NAME``
+  finds ``/lib/NAME/__init__.mpy`` if it was uploaded, as MicroPython's ``sys.path`` (``.frozen`` before ``/lib``)
+  would;
 * a soft reset from the friendly REPL with ``/main.py`` present "boots the firmware": the real node core and host
   link (``plexus.virtual.VirtualNode``) built from ``/group.json``, ``/group.secret.json``, ``/node.key`` and
   ``/config.json`` on that filesystem, storing into ``/store.log``, on the same pty. Ctrl-C stops it (as a
@@ -133,9 +137,16 @@ class _Machine:
     reset = soft_reset
 
 
+class _Module:
+    def __init__(self, name: str, file: str):
+        self.__name__ = name
+        self.__file__ = file
+
+
 class ReplEmulator:
-    def __init__(self, root: str | os.PathLike, raw_paste: bool = True, boot_node: bool = True):
+    def __init__(self, root: str | os.PathLike, raw_paste: bool = True, boot_node: bool = True, frozen: tuple = ()):
         self.root = Path(root)
+        self.frozen = tuple(frozen)
         self.root.mkdir(parents=True, exist_ok=True)
         self.raw_paste = raw_paste
         self.boot_node = boot_node
@@ -302,6 +313,10 @@ class ReplEmulator:
             if name == "micropython":
                 raise ImportError("no module named 'micropython'")
             return __import__(name, globals, locals, fromlist, level)
+        if name in self.frozen:
+            return _Module(name, ".frozen/%s/__init__.py" % name)
+        if "." not in name and self.file("/lib/%s/__init__.mpy" % name).is_file():
+            return _Module(name, "/lib/%s/__init__.mpy" % name)
         raise ImportError("no module named '%s'" % name)
 
     def _run(self, code: bytes) -> None:

@@ -19,7 +19,9 @@ from plexwire import frame, hostlink, msg
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FAKE_SRC = (HERE / "fakemachine.py").read_text()
-BOARD = json.loads((ROOT / "boards" / "heltec_v2.json").read_text())
+BOARD = json.loads((ROOT / "boards" / "heltec_v2.json").read_text())  # SX1276
+BOARD_SX126X = json.loads((ROOT / "boards" / "heltec_v3.json").read_text())  # SX1262 (TCXO, DIO2 RF switch)
+BOARDS = {"sx127x": BOARD, "sx126x": BOARD_SX126X}
 TIME_S = 90_000_000
 
 # MicroPython-subset driver: runs the app for run_ms of simulated time while a scenario task injects traffic.
@@ -40,6 +42,31 @@ class SimClock:
         await asyncio.sleep(0)
         while self.t < end and not self.stopped:
             await asyncio.sleep(0)
+    async def wait_flag(self, flag, ms):
+        # what app.Clock.wait_flag does with asyncio.wait_for_ms, in simulated time
+        end = self.t + ms
+        await asyncio.sleep(0)
+        while not flag.state and self.t < end and not self.stopped:
+            await asyncio.sleep(0)
+        got = flag.state
+        flag.state = False
+        return got
+
+class FakeTSF:
+    # stands in for asyncio.ThreadSafeFlag (the WebAssembly port has none): set() from the ISR
+    def __init__(self):
+        self.state = False
+        self.sets = 0
+    def set(self):
+        self.state = True
+        self.sets += 1
+
+def _attach(board):
+    r = board["radio"]
+    p = r["pins"]
+    if r["family"] == "sx127x":
+        return M.attach_sx127x(p["nss"], p["dio0"])
+    return M.attach_sx126x(p["nss"], p["reset"], p["busy"], p["dio1"])
 
 class FakeStdin:
     def __init__(self, clock):
@@ -68,23 +95,30 @@ def _setup_fs(root, files):
         with open(root + "/" + name, "wb") as f:
             f.write(binascii.unhexlify(v) if name == "node.key" else v.encode())
 
-async def run_scenario(root, files, script, run_ms, step_ms=20):
+async def run_scenario(root, files, script, run_ms, step_ms=20, opts=None):
+    opts = opts or {}
     _setup_fs(root, files)
-    M.LEVELS.clear()
-    M.CS.clear()
-    del M.WDTS[:]
-    chip = M.attach_sx127x(FILES_NSS)
+    M.reset_all()
+    M.IRQ_SUPPORT[0] = opts.get("irq", True)
+    chip = _attach(json.loads(files["board.json"]))
+    chip.dio_dead = opts.get("dead", False)
     clock = SimClock()
     sin = FakeStdin(clock)
     sout = FakeStdout()
     snaps = {}
     state = {"done": False}
-    a = A.App(machine=M, stdin=sin, stdout=sout, fs_root=root, clock=clock)
+    a = A.App(machine=M, stdin=sin, stdout=sout, fs_root=root, clock=clock,
+              flag_factory=FakeTSF if opts.get("tsf") else None)
     LAST["app"] = a
+
+    sent_at = []
 
     async def ticker():
         while not state["done"]:
             clock.t += step_ms
+            chip.tick()
+            while len(sent_at) < len(chip.sent):
+                sent_at.append(clock.t)
             await asyncio.sleep(0)
         clock.stopped = True
 
@@ -100,6 +134,10 @@ async def run_scenario(root, files, script, run_ms, step_ms=20):
                 sin.q.append(arg.encode())
             elif what == "txhang":
                 chip.tx_hang = bool(arg)
+            elif what == "lose":
+                M.LOSE_EDGES[0] = arg
+            elif what == "dead":
+                chip.dio_dead = bool(arg)
             elif what == "button":
                 M.LEVELS[0] = arg
             elif what == "snap":
@@ -124,6 +162,7 @@ async def run_scenario(root, files, script, run_ms, step_ms=20):
         "t": clock.t,
         "out": binascii.hexlify(sout.data).decode(),
         "sent": [binascii.hexlify(f).decode() for f in chip.sent],
+        "sent_at": sent_at,
         "cads": chip.cads,
         "stored": a.core.store.count,
         "errors": a.errors,
@@ -135,6 +174,16 @@ async def run_scenario(root, files, script, run_ms, step_ms=20):
         "confirmed": [binascii.hexlify(x).decode() for x in a.confirmed],
         "snaps": snaps,
         "radio_rx_ok": a.radio.rx_ok if a.radio else None,
+        "chip": a.radio.chip if a.radio else None,
+        "uses_irq": a.radio.uses_irq if a.radio else None,
+        "irq_count": a.radio.irq_count if a.radio else None,
+        "irq_missed": a.radio.irq_missed if a.radio else None,
+        "irq_reads": chip.irq_reads,
+        "empty_irq_reads": chip.empty_irq_reads,
+        "radio_polls": a.radio_polls,
+        "radio_wakeups": a.radio_wakeups,
+        "tsf_sets": a._tsf.sets if a._tsf is not None else None,
+        "violations": getattr(chip, "violations", []),
     }
 '''
 
@@ -189,8 +238,26 @@ def _host_lines(out: bytes):
     return frames, logs
 
 
-def _run(mpy, tr, root):
-    script = [
+def _run(mpy, tr, root, board=None, opts=None, script=None, run_ms=60000):
+    files = dict(tr["files"])
+    if board is not None:
+        files["board.json"] = json.dumps(board)
+    script = script if script is not None else _minute_script(tr)
+    src = DRIVER
+    code = (
+        "import sys\ntry:\n    import os\n    os.mkdir('/fake')\nexcept OSError:\n    pass\n"
+        "with open('/fake/fakemachine.py', 'w') as f:\n    f.write(%r)\n"
+        "if '/fake' not in sys.path:\n    sys.path.append('/fake')\n" % FAKE_SRC
+    )
+    code += src + "\n_r = await asyncio.create_task(run_scenario(%r, %s, %s, %d, 20, %s))\nprint('@@' + json.dumps(_r))\n" % (
+        root, json.dumps(files), json.dumps(script), run_ms, repr(opts or {}))
+    out = mpy.run_async(code, timeout=600)
+    line = [ln for ln in out.splitlines() if ln.startswith("@@")][-1]
+    return json.loads(line[2:])
+
+
+def _minute_script(tr):
+    return [
         (1000, "rx", tr["bulletin"].hex()),
         (2000, "rx", "0123456789abcdef0011223344556677889900"),  # garbage: dropped, node keeps going
         (3000, "host", tr["post"].decode()),
@@ -204,17 +271,6 @@ def _run(mpy, tr, root):
         (41000, "host", tr["status"].decode()),
         (41000, "host", "not a host-link line\n"),
     ]
-    src = DRIVER.replace("FILES_NSS", str(BOARD["radio"]["pins"]["nss"]))
-    code = (
-        "import sys\ntry:\n    import os\n    os.mkdir('/fake')\nexcept OSError:\n    pass\n"
-        "with open('/fake/fakemachine.py', 'w') as f:\n    f.write(%r)\n"
-        "if '/fake' not in sys.path:\n    sys.path.append('/fake')\n" % FAKE_SRC
-    )
-    code += src + "\n_r = await asyncio.create_task(run_scenario(%r, %s, %s, 60000))\nprint('@@' + json.dumps(_r))\n" % (
-        root, json.dumps(tr["files"]), json.dumps(script))
-    out = mpy.run_async(code, timeout=600)
-    line = [ln for ln in out.splitlines() if ln.startswith("@@")][-1]
-    return json.loads(line[2:])
 
 
 @pytest.fixture(scope="module")
@@ -222,9 +278,12 @@ def traffic():
     return _traffic()
 
 
-@pytest.fixture(scope="module")
-def minute(mpy, traffic):
-    return _run(mpy, traffic, "/app_minute")
+@pytest.fixture(scope="module", params=["sx127x", "sx126x"])
+def minute(mpy, traffic, request):
+    """One simulated minute on a Heltec V2 (SX1276 register model) and a Heltec V3 (SX1262 command model)."""
+    r = _run(mpy, traffic, "/app_minute_" + request.param, BOARDS[request.param])
+    assert r["chip"] == request.param
+    return r
 
 
 @pytest.mark.mpy
@@ -232,10 +291,70 @@ def minute(mpy, traffic):
 def test_app_runs_a_simulated_minute(minute):
     r = minute
     assert r["t"] >= 60000
+    assert r["violations"] == []
     assert r["wdt_timeout"] == 20000 and r["wdt_feeds"] >= 500  # fed every 100 ms of the minute
     assert r["errors"] == {}, r["errors"]
     assert r["radio_rx_ok"] == 3 and r["rx_frames"] == 3
     assert r["drops"] == {"malformed": 1}  # the garbage frame, and nothing else
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+def test_app_radio_is_interrupt_driven(minute):
+    """Every radio event came through the DIO interrupt; the IRQ register was read only for those, for the
+    1 s watchdog poll and once before each CAD and TX (polling every 20 ms would read it ~3,000 times a minute,
+    see the fallback test)."""
+    r = minute
+    assert r["uses_irq"] is True
+    assert r["irq_count"] == r["radio_rx_ok"] + r["tx_frames"] + r["cads"]  # RxDone, TxDone, CadDone
+    assert r["irq_missed"] == 0
+    assert 55 <= r["radio_polls"] <= 61  # the watchdog, once a second
+    forced = r["radio_polls"] + r["tx_frames"] + r["cads"]  # watchdog, and before every CAD and TX
+    assert r["empty_irq_reads"] <= forced  # no other read ever found nothing
+    assert r["irq_reads"] <= forced + r["irq_count"]
+    assert r["radio_wakeups"] >= r["radio_rx_ok"]  # the waiting radio task was woken by each received frame
+
+
+def _same_traffic_handled(r):
+    assert r["errors"] == {}, r["errors"]
+    assert r["radio_rx_ok"] == 3 and r["rx_frames"] == 3 and r["stored"] == 3
+    assert r["drops"] == {"malformed": 1}
+    assert r["tx_frames"] >= 4 and r["confirmed"]
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+@pytest.mark.parametrize("chip", ["sx127x", "sx126x"])
+def test_app_polling_fallback_without_pin_interrupts(mpy, traffic, chip):
+    """A port/pin without interrupt support (Pin.irq raises): the driver polls the chip every 20 ms."""
+    r = _run(mpy, traffic, "/app_poll_" + chip, BOARDS[chip], {"irq": False})
+    _same_traffic_handled(r)
+    assert r["uses_irq"] is False and r["irq_count"] == 0
+    assert r["radio_polls"] >= 2900 and r["irq_reads"] >= 2900
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+@pytest.mark.parametrize("chip", ["sx127x", "sx126x"])
+def test_app_recovers_missed_interrupts(mpy, traffic, chip):
+    """The DIO line never rises (every interrupt lost): the watchdog poll still finds each RxDone, TxDone and
+    CadDone, so the node receives, stores, relays and confirms as before, with no TX timeout."""
+    r = _run(mpy, traffic, "/app_dead_" + chip, BOARDS[chip], {"dead": True})
+    _same_traffic_handled(r)
+    assert r["uses_irq"] is True and r["irq_count"] == 0
+    # every RxDone and TxDone was found by a forced read (CadDone too, but for a CAD cut off by the end of the run)
+    assert r["radio_rx_ok"] + r["tx_frames"] <= r["irq_missed"] <= r["radio_rx_ok"] + r["tx_frames"] + r["cads"]
+
+
+@pytest.mark.mpy
+@pytest.mark.slow
+def test_app_waits_on_threadsafe_flag_when_the_port_has_one(mpy, traffic):
+    """The ESP32 path: the ISR sets an asyncio.ThreadSafeFlag (a stand-in here) the radio task waits on."""
+    r = _run(mpy, traffic, "/app_tsf", BOARD, {"tsf": True})
+    _same_traffic_handled(r)
+    assert r["tsf_sets"] >= r["irq_count"] > 0  # every interrupt, and the host task's wake-ups
+    assert r["radio_wakeups"] >= r["radio_rx_ok"]
+    assert r["radio_polls"] <= 61 and r["irq_reads"] <= r["radio_polls"] + r["irq_count"] + r["tx_frames"] + r["cads"]
 
 
 @pytest.mark.mpy
@@ -303,7 +422,7 @@ def test_app_on_cpython(tmp_path, traffic, monkeypatch):
     import fakemachine  # noqa: F401
 
     ns: dict = {}
-    src = DRIVER.replace("FILES_NSS", str(BOARD["radio"]["pins"]["nss"]))
+    src = DRIVER
     exec(compile(src, "driver", "exec"), ns)
     script = [(1000, "rx", traffic["bulletin"].hex()), (3000, "host", traffic["post"].decode()), (9000, "snap", "s"),
               (12000, "host", traffic["sync"].decode())]
@@ -316,10 +435,49 @@ def test_app_on_cpython(tmp_path, traffic, monkeypatch):
     sys.modules.pop("fakemachine", None)
 
 
+def test_lost_edge_recovered_from_the_line_level(tmp_path, traffic, monkeypatch):
+    """An edge the ISR never saw while the DIO line stays high (RxDone not cleared): the waiting radio task
+    sees the level on its next flag check and services the chip well before the 1 s watchdog poll."""
+    monkeypatch.syspath_prepend(str(HERE))
+    ns: dict = {}
+    exec(compile(DRIVER, "driver", "exec"), ns)
+    script = [(500, "lose", 1), (1300, "rx", traffic["bulletin"].hex()), (1400, "snap", "s")]
+    r = asyncio.run(ns["run_scenario"](str(tmp_path), traffic["files"], script, 1500, 5, {}))
+    assert r["uses_irq"] and r["irq_count"] == 0 and r["irq_missed"] == 0
+    assert r["rx_frames"] == 1 and r["snaps"]["s"]["screen"] == "message"  # within 100 ms, no watchdog poll
+    assert r["radio_polls"] == 1  # the watchdog ran at 1 s, before the frame, and not again until 2 s
+    sys.modules.pop("fakemachine", None)
+
+
+def test_interrupt_mode_transmits_as_promptly_as_polling(tmp_path, traffic, monkeypatch):
+    """While the radio task waits for an interrupt, a frame the host link queued must still go out at once:
+    the host task wakes the radio task (no one-second wait for the watchdog poll)."""
+    import random
+
+    monkeypatch.syspath_prepend(str(HERE))
+    ns: dict = {}
+    exec(compile(DRIVER, "driver", "exec"), ns)
+    script = [(3000, "host", traffic["post"].decode()), (6000, "host", traffic["status"].decode())]
+    runs = {}
+    for name, opts in (("irq", {}), ("poll", {"irq": False})):
+        random.seed(7)
+        r = asyncio.run(ns["run_scenario"](str(tmp_path / name), traffic["files"], script, 8000, 5, opts))
+        assert r["errors"] == {} and r["uses_irq"] is (name == "irq")
+        runs[name] = r
+    gk = frame.GroupKey(traffic["secret"], 0)
+    at = {}
+    for name, r in runs.items():
+        inners = [gk.open(bytes.fromhex(f)) for f in r["sent"]]
+        at[name] = r["sent_at"][inners.index(traffic["post_inner"])]
+    assert 3000 < at["irq"] < 6000
+    assert abs(at["irq"] - at["poll"]) <= 25, at  # same moment, within one polling period
+    sys.modules.pop("fakemachine", None)
+
+
 def test_handler_exception_is_counted_and_node_keeps_going(tmp_path, traffic, monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
     ns: dict = {}
-    exec(compile(DRIVER.replace("FILES_NSS", "18"), "driver", "exec"), ns)
+    exec(compile(DRIVER, "driver", "exec"), ns)
     from plexnode.core import Node
 
     real = Node.receive_frame
@@ -379,7 +537,7 @@ def test_app_heap_budget_with_1000_stored(mpy_fresh, traffic):
     (bytecode is not counted: on the device it can be frozen into flash).  Each step is its own run so the
     WebAssembly GC frees between them."""
     m = mpy_fresh
-    src = DRIVER.replace("FILES_NSS", "18")
+    src = DRIVER
     m.run("import sys\ntry:\n    import os\n    os.mkdir('/fake')\nexcept OSError:\n    pass\n"
           "with open('/fake/fakemachine.py', 'w') as f:\n    f.write(%r)\nsys.path.append('/fake')\n" % FAKE_SRC)
     m.run("import gc\ngc.collect()")
@@ -405,7 +563,7 @@ def test_app_heap_budget_with_1000_stored(mpy_fresh, traffic):
 def test_stuck_transmission_times_out_and_radio_returns_to_receive(tmp_path, traffic, monkeypatch):
     monkeypatch.syspath_prepend(str(HERE))
     ns: dict = {}
-    exec(compile(DRIVER.replace("FILES_NSS", "18"), "driver", "exec"), ns)
+    exec(compile(DRIVER, "driver", "exec"), ns)
     script = [(0, "txhang", 1), (500, "rx", traffic["bulletin"].hex()), (8000, "txhang", 0),
               (9000, "rx", traffic["alert"].hex())]
     r = asyncio.run(ns["run_scenario"](str(tmp_path), traffic["files"], script, 15000, 20))
@@ -414,4 +572,74 @@ def test_stuck_transmission_times_out_and_radio_returns_to_receive(tmp_path, tra
     assert r["stored"] == 2 and r["rx_frames"] == 2  # still receiving after the stuck transmission
     assert r["tx_frames"] >= 1  # and transmitting again once the radio recovered
     assert len(r["sent"]) > r["tx_frames"]
+    sys.modules.pop("fakemachine", None)
+
+
+def test_app_on_cpython_against_the_strict_sx1262_model(tmp_path, traffic, monkeypatch):
+    """The whole app on a Heltec V3 profile driving the datasheet-level SX1262 model of tests/chipmodels (BUSY
+    handshake, standby-only configuration, TCXO and image calibration checks, DIO1 interrupt): it receives,
+    relays, transmits the host's post, and never breaks a rule the chip would reject or misbehave on."""
+    monkeypatch.syspath_prepend(str(HERE))
+    import fakemachine as fm
+    from chipmodels import SX126xModel
+    from plexnode import app as A
+
+    fm.reset_all()
+    r = BOARD_SX126X["radio"]
+    model = SX126xModel(tcxo_voltage=r["tcxo_voltage"], rf_switch_on_dio2=r["dio2_as_rf_switch"])
+    pins = r["pins"]
+    pinmap = {pins["nss"]: model.cs, pins["reset"]: model.reset, pins["busy"]: model.busy, pins["dio1"]: model.dio1}
+
+    class Pin(fm.Pin):
+        def __new__(cls, n, mode=-1, pull=-1, value=None):
+            if n in pinmap:
+                p = pinmap[n]
+                if value is not None:
+                    p.value(value)
+                return p
+            return fm.Pin.__new__(cls)
+
+    machine = type("Machine", (), {"Pin": Pin, "SPI": staticmethod(lambda *a, **k: model.spi), "I2C": fm.I2C,
+                                   "ADC": fm.ADC, "PWM": fm.PWM, "WDT": fm.WDT})
+    files = dict(traffic["files"], **{"board.json": json.dumps(BOARD_SX126X)})
+    for name, v in files.items():
+        (tmp_path / name).write_bytes(bytes.fromhex(v) if name == "node.key" else v.encode())
+
+    ns: dict = {}
+    exec(compile(DRIVER, "driver", "exec"), ns)
+    clock = ns["SimClock"]()
+    sin = ns["FakeStdin"](clock)
+    sout = ns["FakeStdout"]()
+    a = A.App(machine=machine, stdin=sin, stdout=sout, fs_root=str(tmp_path), clock=clock)
+    assert a.radio is not None and a.radio.chip == "sx126x" and a.radio.uses_irq
+    pending = [(1000, traffic["bulletin"]), (2000, traffic["alert"])]
+
+    async def scenario():
+        runner = asyncio.create_task(a.run(12000))
+        posted = False
+        while a.running:
+            clock.t += 5
+            if model.tx_pending:
+                model.complete_tx()
+            if model._cad_pending:
+                model.complete_cad(False)
+            if pending and clock.t >= pending[0][0] and model.inject(pending[0][1], rssi_dbm=-90, snr_db=7.5):
+                pending.pop(0)
+            if clock.t >= 3000 and not posted:
+                sin.q.append(traffic["post"])
+                posted = True
+            await asyncio.sleep(0)
+        clock.stopped = True
+        await runner
+
+    asyncio.run(scenario())
+    assert model.violations == [] and a.errors == {}, (model.violations, a.errors)
+    assert not pending and a.rx_frames == 2 and a.core.store.count == 3
+    assert a.radio.irq_count >= 2 + len(model.transmitted) and a.radio.irq_missed == 0
+    sent = [f.payload for f in model.transmitted]
+    gk = frame.GroupKey(traffic["secret"], 0)
+    assert traffic["post_inner"] in [gk.open(f) for f in sent]
+    assert frame.frame_tag(traffic["bulletin"]) in [frame.frame_tag(f) for f in sent]
+    cfg = model.transmitted[-1].config
+    assert abs(cfg["freq_hz"] - 869_525_000) <= 1 and cfg["sync_word16"] == 0x1424 and cfg["crc"] is True
     sys.modules.pop("fakemachine", None)

@@ -245,6 +245,21 @@ def test_board_builds_working_radio(board_id):
     assert not m.violations
 
 
+@pytest.mark.parametrize("board_id", ["heltec_v2", "heltec_v3"])
+def test_board_radio_without_interrupt_polls(board_id):
+    """Board.radio(irq=False) (config "radio_irq": false) leaves the DIO line unarmed: the driver polls."""
+    p = profile(board_id)
+    m, pinmap = _model_and_map(p)
+    r = Board(p, FakeMachine(m, pinmap), delay_ms=nodelay).radio(irq=False)
+    assert not r.uses_irq
+    dio = m.dio0 if p["radio"]["family"] == "sx127x" else m.dio1
+    assert dio.handler is None
+    r.configure(869_525_000)
+    r.start_recv()
+    m.inject(b"polled")
+    assert r.recv()[0] == b"polled" and r.irq_count == 0
+
+
 def test_vext_and_display_reset_heltec():
     p = profile("heltec_v3")
     fm = FakeMachine()

@@ -134,6 +134,45 @@ def test_reprovision_keeps_messages_and_key(world, capsys, main_py):
     assert HostCrypto().public_key(seed).hex() in out
 
 
+def test_frozen_image_gets_only_main_and_configuration(world, capsys, main_py):
+    """An image built from firmware/manifest.py has plexnode and plexwire frozen in: nothing goes to /lib."""
+    emu, home = world
+    emu.frozen = ("plexnode", "plexwire")
+    assert prov(emu, "--name", "hub") == 0
+    out = capsys.readouterr().out
+    assert "firmware frozen in the image" in out
+    assert not emu.file("/lib").exists()
+    assert emu.file("/main.py").read_bytes() == main_py.read_bytes()
+    assert json.loads(emu.file("/config.json").read_text())["name"] == "hub"
+    assert emu.file("/board.json").exists() and emu.file("/group.json").exists() and emu.file("/node.key").exists()
+    assert "6 files uploaded" in out  # node.key, board, group, secret, config, main.py
+    with HostLinkClient(emu.port, timeout=3) as c:
+        assert c.hello()["name"] == "hub"
+
+
+def test_switch_to_frozen_image_removes_uploaded_modules(world, capsys, mpy_dir):
+    emu, home = world
+    assert prov(emu) == 0
+    assert emu.file("/lib/plexnode/core.mpy").exists()
+    seed = emu.file("/node.key").read_bytes()
+    capsys.readouterr()
+    emu.frozen = ("plexnode", "plexwire")  # as if reflashed with the frozen image, files kept
+    assert prov(emu) == 0
+    out = capsys.readouterr().out
+    assert "0 files uploaded" in out and "firmware frozen in the image" in out
+    assert not list(emu.file("/lib/plexnode").rglob("*.mpy")) and not list(emu.file("/lib/plexwire").rglob("*.mpy"))
+    assert emu.file("/node.key").read_bytes() == seed
+
+
+def test_half_frozen_image_is_one_line_error(world, capsys):
+    emu, home = world
+    emu.frozen = ("plexnode",)
+    assert prov(emu) != 0
+    last = one_line_error(capsys, after_progress=True)
+    assert "only plexnode frozen" in last and "firmware/manifest.py" in last
+    assert not emu.file("/main.py").exists()
+
+
 def test_erase_without_image_wipes_messages_and_key(world, capsys):
     emu, home = world
     assert prov(emu) == 0

@@ -530,3 +530,36 @@ def test_sx126x_under_micropython(mpy):
     assert out[5:9] == ["b'from", "the", "air'", "-100"]
     assert out[9] == "7.0" and out[10] == "True" and out[11] == "True"
     assert int(out[12]) < 24_000
+
+
+def test_missed_interrupt_found_by_forced_poll():
+    """DIO1 edge lost and the line reads low: poll() sends no command, poll(force=True) issues
+    GetIrqStatus anyway, delivers the frame and counts the miss; a real interrupt is not a miss."""
+    m, r = configured()
+    r.start_recv()
+    m.dio1.handler = None
+    m.dio1._reader = lambda: 0
+    assert m.inject(b"late frame")
+    n = len(m.commands)
+    assert r.recv() is None and len(m.commands) == n
+    r.poll(force=True)
+    assert r.irq_missed == 1 and r.irq_count == 0
+    assert r.recv()[0] == b"late frame"
+    m2, r2 = configured()
+    r2.start_recv()
+    assert m2.inject(b"on time")
+    assert r2.irq_count == 1
+    r2.poll(force=True)
+    assert r2.irq_missed == 0 and r2.recv()[0] == b"on time"
+
+
+def test_send_reads_out_a_frame_whose_interrupt_was_missed():
+    """send() clears the IRQ status: a frame that arrived with its interrupt lost is read out first."""
+    m, r = configured()
+    r.start_recv()
+    m.dio1.handler = None
+    m.dio1._reader = lambda: 0
+    assert m.inject(b"arrived unseen")
+    r.send(b"reply")
+    assert r.irq_missed == 1
+    assert r.recv()[0] == b"arrived unseen"

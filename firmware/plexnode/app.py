@@ -18,6 +18,15 @@ to core.host_request, replies and EVENT lines to stdout), ui (display, button, L
 loop (watchdog).  Everything hardware-ish is injectable so tests run the whole app under the MicroPython
 WebAssembly port with a fake `machine`, fake stdin/stdout and a simulated clock.
 An exception in one handler is counted in App.errors and logged as one line; the node keeps going.
+
+Radio interrupts: the driver's ISR on DIO0 (SX127x) / DIO1 (SX126x) only sets a flag and, on ports whose
+asyncio has ThreadSafeFlag (the ESP32 firmware), sets that flag too: the radio task sleeps in
+`ThreadSafeFlag.wait()` until the interrupt or the next core timer.  asyncio.Event must not be set from
+an ISR or a micropython.schedule() callback (docs.micropython.org, "Writing interrupt handlers",
+section "Interfacing to asyncio"), so without ThreadSafeFlag (the WebAssembly test port) the task sleeps
+in IRQ_SLICE_MS steps checking the flag and the line level: no SPI traffic until the chip signals.
+Either way a forced read of the IRQ register every RADIO_WATCHDOG_MS recovers a missed interrupt, and a
+board without an IRQ line (or config "radio_irq": false) polls the chip every POLL_MS.
 """
 
 import binascii
@@ -41,6 +50,9 @@ REGION_FREQ_HZ = {"EU_868": 869525000, "EU_868_1": 868100000, "EU_433": 43387500
 
 TX_MARGIN_MS = 500  # TX-done timeout = airtime + this
 STATUS_REFRESH_MS = 5000
+POLL_MS = 20  # radio polling period when there is no DIO interrupt
+IRQ_SLICE_MS = 5  # flag check period while waiting for the DIO interrupt without ThreadSafeFlag
+RADIO_WATCHDOG_MS = 1000  # forced IRQ-register read with the interrupt armed (a missed edge); config "radio_poll_ms"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -112,6 +124,17 @@ class Clock:
             await asyncio.sleep_ms(ms)
         else:
             await asyncio.sleep(ms / 1000)
+
+    async def wait_flag(self, flag, ms):
+        """Wait up to ms for an asyncio.ThreadSafeFlag; True if it was set."""
+        try:
+            if hasattr(asyncio, "wait_for_ms"):
+                await asyncio.wait_for_ms(flag.wait(), ms)
+            else:
+                await asyncio.wait_for(flag.wait(), ms / 1000)
+            return True
+        except asyncio.TimeoutError:
+            return False
 
 
 class _StdinLines:
@@ -227,7 +250,7 @@ def safe_mode(machine=None, fs_root=""):
 
 
 class App:
-    def __init__(self, machine=None, stdin=None, stdout=None, fs_root="", clock=None, board=None, rng=None):
+    def __init__(self, machine=None, stdin=None, stdout=None, fs_root="", clock=None, board=None, rng=None, flag_factory=None):
         self.fs_root = fs_root
         self.clock = clock or Clock()
         self.stdout = stdout if stdout is not None else _StdoutBytes()
@@ -248,7 +271,13 @@ class App:
         self.tx_frames = 0
         self.wdt_feeds = 0
         self._status_at = None
+        self._tsf = None
+        self._poke = False
+        self._flag_factory = flag_factory if flag_factory is not None else getattr(asyncio, "ThreadSafeFlag", None)
+        self.radio_polls = 0  # IRQ-register reads forced by the watchdog (or polling without IRQ)
+        self.radio_wakeups = 0  # radio task wake-ups by the interrupt
         now = self.clock.now()
+        self._polled_at = now
         cfg, roster, secret, epoch, seed = load_config(fs_root)
         self.cfg = core_config(cfg)
         if rng is None:
@@ -275,7 +304,12 @@ class App:
                 return
         b = self.board
         try:
-            r = b.radio()
+            use_irq = bool(self.cfg.get("radio_irq", True))
+            tsf = None
+            if use_irq and self._flag_factory is not None:
+                tsf = self._flag_factory()
+            r = b.radio(irq_callback=tsf.set if tsf is not None else None, irq=use_irq)
+            self._tsf = tsf if r.uses_irq else None
             sf, bw, cr, pre = self.cfg["modem"]
             freq = self.cfg.get("freq_hz") or REGION_FREQ_HZ.get(self.cfg.get("region", "EU_868"), 869525000)
             pwr = min(int(self.cfg.get("tx_power_dbm", 14)), b.profile["radio"].get("max_power_dbm", 14))
@@ -377,31 +411,74 @@ class App:
                     except Exception as e2:
                         self.fail("radio_recover", e2)
             self.drain()
-            await self.clock.sleep(self._radio_wait(core))
+            await self._radio_wait(self._radio_wait_ms(core))
 
-    def _radio_wait(self, core):
+    def _radio_wait_ms(self, core):
+        """Until the next core timer, at most POLL_MS (polling) or until the watchdog poll (interrupts)."""
+        cap = POLL_MS
+        r = self.radio
+        if r is not None and r.uses_irq:
+            cap = int(self.cfg.get("radio_poll_ms", RADIO_WATCHDOG_MS)) - (self.clock.now() - self._polled_at)
+            if cap < 1:
+                cap = 1
         t = core.get_timer()
         if t is None:
-            return 20
+            return cap
         d = t - self.clock.now()
-        return 1 if d < 1 else (20 if d > 20 else d)
+        return 1 if d < 1 else (cap if d > cap else d)
+
+    async def _radio_wait(self, ms):
+        """Sleep up to ms, returning early when the radio raises its interrupt."""
+        r = self.radio
+        if r is None or not r.uses_irq:
+            await self.clock.sleep(ms)
+            return
+        if r.irq_pending():  # flag set, or the line is still high (an edge we did not see)
+            self.radio_wakeups += 1
+            return
+        self._poke = False
+        tsf = self._tsf
+        wf = getattr(self.clock, "wait_flag", None)
+        if tsf is not None and wf is not None:
+            if await wf(tsf, ms):
+                self.radio_wakeups += 1
+            return
+        end = self.clock.now() + ms
+        while True:
+            left = end - self.clock.now()
+            if left <= 0:
+                return
+            await self.clock.sleep(IRQ_SLICE_MS if left > IRQ_SLICE_MS else left)
+            if r.irq_pending():
+                self.radio_wakeups += 1
+                return
+            if self._poke:
+                return
+
+    def wake_radio(self):
+        """The core may have a new timer (a host request or a button press queued a frame): end the radio
+        task's wait so it is seen now, not at the next interrupt or watchdog poll."""
+        self._poke = True
+        if self._tsf is not None:
+            self._tsf.set()  # safe from any context
+
+    def _watchdog_poll(self, r):
+        """With the interrupt armed, read the IRQ register anyway every radio_poll_ms (missed edges)."""
+        now = self.clock.now()
+        if now - self._polled_at >= int(self.cfg.get("radio_poll_ms", RADIO_WATCHDOG_MS)):
+            self._polled_at = now
+            self.radio_polls += 1
+            r.poll(True)
 
     async def _radio_step(self):
         core = self.core
         r = self.radio
         if r is not None:
-            while True:
-                if r.uses_irq and not r.irq_pending():
-                    break
-                got = r.recv()
-                if got is None:
-                    break
-                self.rx_frames += 1
-                try:
-                    core.receive_frame(got[0], got[1], got[2], self.clock.now())
-                except Exception as e:
-                    self.fail("receive_frame", e)
-                self.drain()
+            if r.uses_irq:
+                self._watchdog_poll(r)
+            else:
+                self.radio_polls += 1
+            self._take_frames(r)
         now = self.clock.now()
         t = core.get_timer()
         if t is None or t > now:
@@ -411,25 +488,45 @@ class App:
         for fr in frames:
             await self._transmit(fr)
 
+    def _take_frames(self, r):
+        """Hand every frame the driver holds to the core (with the interrupt armed, recv() reads the chip
+        only when it signalled).  Also called before CAD and TX, whose forced IRQ read may fetch a frame."""
+        core = self.core
+        while True:
+            got = r.recv()
+            if got is None:
+                return
+            self.rx_frames += 1
+            try:
+                core.receive_frame(got[0], got[1], got[2], self.clock.now())
+            except Exception as e:
+                self.fail("receive_frame", e)
+            self.drain()
+
     async def _transmit(self, fr):
         r = self.radio
         if r is None:
             return  # no radio: the frame is dropped (the core already accounted its airtime)
+        self._take_frames(r)
         if hasattr(r, "start_cad"):
             for _ in range(3):
                 if not await self._channel_busy(r):
                     break
                 await self.clock.sleep(20 + self.core._rand(200))
+        self._take_frames(r)
         r.send(fr)
         limit = self.core.airtime(len(fr)) // 1000 + TX_MARGIN_MS
         t0 = self.clock.now()
         while not r.tx_done():
             if self.clock.now() - t0 > limit:
+                r.poll(True)  # a TX-done interrupt we missed?
+                if r.tx_done():
+                    break
                 self.fail("tx_timeout", "no TX done after %d ms" % limit)
                 r.standby()
                 r.start_recv()
                 return
-            await self.clock.sleep(5)
+            await self._radio_wait(5)
         self.tx_frames += 1
 
     async def _channel_busy(self, r):
@@ -444,6 +541,10 @@ class App:
             if res is not None:
                 return res
             if self.clock.now() - t0 > 100:
+                r.poll(True)  # a CAD-done interrupt we missed?
+                res = r.cad_result()
+                if res is not None:
+                    return res
                 r.standby()
                 r.start_recv()
                 return False
@@ -473,6 +574,7 @@ class App:
             except Exception as e:
                 self.fail("host", e)
             self.drain()
+            self.wake_radio()
 
     # --- display, button, signals ----------------------------------------------------------------
     def status_dict(self, now):
@@ -505,6 +607,7 @@ class App:
         if ev == "short":
             if a is not None and a["id"] not in self.confirmed:
                 if self.core.confirm_alert(a["id"], now):
+                    self.wake_radio()
                     self.confirmed.append(a["id"])
                     if self.signals is not None:
                         self.signals.play("ack", now, force=True)

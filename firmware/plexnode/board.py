@@ -310,8 +310,9 @@ class Board:
             self._delay(20)  # rails settle before the radio reset
 
     # --- radio ---------------------------------------------------------------------------------
-    def radio(self, irq_callback=None):
-        """Reset and silicon-check the radio; returns an SX127x or SX126x (RadioError if absent)."""
+    def radio(self, irq_callback=None, irq=True):
+        """Reset and silicon-check the radio; returns an SX127x or SX126x (RadioError if absent).
+        irq=False (or no DIO pin in the profile) leaves the interrupt unarmed: the driver polls."""
         if not self._powered:
             self.power_on()
         r = self.profile["radio"]
@@ -322,12 +323,12 @@ class Board:
         if r["family"] == "sx127x":
             from .radio.sx127x import SX127x
 
-            dio0 = self._pin(pins["dio0"], P.IN)
+            dio0 = self._pin(pins["dio0"], P.IN) if irq and pins.get("dio0") is not None else None
             return SX127x(self.spi(), cs, reset, dio0, pa_boost=r["pa_boost"], irq_callback=irq_callback, delay_ms=self._delay)
         from .radio.sx126x import SX126x
 
         busy = self._pin(pins["busy"], P.IN)
-        dio1 = self._pin(pins["dio1"], P.IN)
+        dio1 = self._pin(pins["dio1"], P.IN) if irq and pins.get("dio1") is not None else None
         return SX126x(
             self.spi(),
             cs,

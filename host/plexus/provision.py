@@ -11,7 +11,9 @@ Steps (each one only when it applies):
    the group secret (``/group.secret.json``) and ``/config.json``; create ``/node.key`` (a fresh 32-byte seed from
    the laptop's ``os.urandom``) unless the node has one. Files whose SHA-256 already matches are skipped.
    Re-provisioning keeps ``/store.log`` and ``/node.key``; ``--erase`` without an image deletes every file but
-   ``/boot.py`` first.
+   ``/boot.py`` first. A board whose MicroPython image has ``plexnode`` and ``plexwire`` frozen in
+   (``tools/build_firmware.py``, ``firmware/manifest.py``) gets only ``main.py`` and its configuration; ``.mpy``
+   copies left in ``/lib`` from an earlier provisioning are deleted (the frozen modules would shadow them anyway).
 3. soft reset (Ctrl-B then Ctrl-D: MicroPython runs main.py only after a soft reset from the friendly REPL) and ask
    the node HELLO over the host link; print its public key for ``plexus group init ... --node NAME=KEY``.
 
@@ -277,6 +279,38 @@ for d in %r:
 """
 
 
+# Where the board imports plexnode and plexwire from: None (absent), "frozen" (built into the image: no file
+# behind __file__, which is ".frozen/..." on MicroPython >= 1.20) or the file path ("/lib/plexnode/__init__.mpy").
+_WHERE = """import os
+def _where(m):
+    try:
+        f = getattr(__import__(m), '__file__', None)
+    except ImportError:
+        return None
+    if not f:
+        return 'frozen'
+    try:
+        os.stat(f)
+        return f
+    except OSError:
+        return 'frozen'
+print(repr([_where('plexnode'), _where('plexwire')]))
+"""
+
+
+def firmware_location(t: Any) -> str | None:
+    """"frozen" if the board's image has both Plexus packages built in, else None (they come from files).
+    A half-frozen image (one package only) is a build mistake: UserError."""
+    where = ast.literal_eval(_exec(t, _WHERE).decode().strip())
+    frozen = [w == "frozen" for w in where]
+    if all(frozen):
+        return "frozen"
+    if any(frozen):
+        raise _user_error("the board's MicroPython image has only %s frozen in: build it from firmware/manifest.py, "
+                          "which freezes plexnode and plexwire" % ("plexnode" if frozen[0] else "plexwire"))
+    return None
+
+
 def remote_hashes(t: Any, paths: list[str]) -> dict:
     out = _exec(t, _HASHES % (paths,)).decode().strip()
     return ast.literal_eval(out)
@@ -340,7 +374,12 @@ def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike
         cfg["board"] = board["id"]
         if region:
             cfg["region"] = region
-        files = list(fw)
+        frozen = firmware_location(t) == "frozen"
+        if frozen:
+            say("the image has plexnode and plexwire frozen in: uploading main.py and the configuration only")
+            files = [f for f in fw if not f[0].startswith("/lib/")]
+        else:
+            files = list(fw)
         files.append(("/board.json", (json.dumps(board, indent=1) + "\n").encode()))
         files.append(("/group.json", (json.dumps(doc, indent=1) + "\n").encode()))
         files.append(("/group.secret.json", json.dumps({"v": 1, "group_id": roster.group_id.hex(), "secret": secret.hex(),
@@ -411,7 +450,7 @@ def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike
             raise _user_error("the node reports key %s, not the one just stored" % info.get("node_key"))
     info = dict(info)
     info.update(stale=len(stale), port=port, uploaded=len(todo), skipped=len(files) - len(todo), new_key=seed is not None,
-                bytes=total, board=board["id"])
+                bytes=total, board=board["id"], frozen=frozen)
     return info
 
 
@@ -452,9 +491,10 @@ def run(args) -> int:
                   console=console, transient=False) as prog:
         info = provision(args.board, port, args.micropython, args.erase, args.group, args.name, args.region,
                          mpy_dir=args.mpy_dir, main_py=args.main, hello_timeout=args.hello_timeout, progress=prog)
-    print("node %s (%s) on %s answers: %d files uploaded, %d unchanged%s" % (
+    print("node %s (%s) on %s answers: %d files uploaded, %d unchanged%s%s" % (
         info.get("name"), info["board"], info["port"], info["uploaded"], info["skipped"],
-        ", new node key" if info["new_key"] else ", node key kept"))
+        ", new node key" if info["new_key"] else ", node key kept",
+        ", firmware frozen in the image" if info.get("frozen") else ""))
     print("node key %s (key id %s)" % (info.get("node_key"), info.get("key_id")))
     print("add it to the roster: plexus group init ... --node %s=%s" % (info.get("name"), info.get("node_key")))
     sys.stdout.flush()

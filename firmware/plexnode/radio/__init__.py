@@ -108,7 +108,15 @@ def check_common(sf, bw_hz, cr, preamble, sf_min):
 
 
 class _Base:
-    """State machine shared by both drivers: the ISR only sets a flag; poll() services the chip."""
+    """What both drivers share: argument checks, the IRQ flag, receive/CAD state, statistics.
+
+    Interrupts: the driver arms `irq_pin.irq(trigger=Pin.IRQ_RISING, handler=...)` on the chip's DIO line.
+    The handler only sets a flag and calls `irq_callback` (e.g. asyncio.ThreadSafeFlag().set): it
+    allocates nothing and touches no SPI, as MicroPython's "Writing interrupt handlers" asks
+    (docs.micropython.org/en/latest/reference/isr_rules.html).  poll() does the SPI work later, in task
+    context, and only when the flag is set or the line is still high; poll(force=True) reads the IRQ
+    register regardless, which is how a missed interrupt is recovered (counted in irq_missed).
+    Without an IRQ pin (or a port that cannot attach one) every poll() reads the register."""
 
     def _init_common(self, irq_pin, irq_callback, delay_ms):
         self._delay = delay_ms if delay_ms is not None else _sleep_ms
@@ -123,10 +131,13 @@ class _Base:
         self._rx_snr_q4 = 0
         self._cad = None
         self._configured = False
+        self._cfg = None
         self.rx_ok = 0
         self.rx_crc_errors = 0
         self.rx_overruns = 0
         self.tx_count = 0
+        self.irq_count = 0  # ISR calls
+        self.irq_missed = 0  # events found by a forced poll with no interrupt seen
         self._rxbuf = bytearray(256)
         self._rxmv = memoryview(self._rxbuf)
         if irq_pin is not None and hasattr(irq_pin, "irq"):
@@ -138,8 +149,9 @@ class _Base:
                 self._use_irq = False
 
     def _isr(self, pin):
-        # Interrupt context: set a flag only (and wake an asyncio ThreadSafeFlag if one was given).
+        # Interrupt context (hard or soft): no allocation, no SPI.  Set the flag, wake the waiter.
         self._flag = True
+        self.irq_count += 1
         cb = self._irq_cb
         if cb is not None:
             cb()
@@ -148,6 +160,11 @@ class _Base:
     def uses_irq(self):
         """True if the DIO interrupt is armed; False means poll()/recv()/tx_done() read the IRQ register."""
         return self._use_irq
+
+    @property
+    def config(self):
+        """(freq_hz, sf, bw_hz, cr, preamble, sync_word, tx_power_dbm) of the last configure()."""
+        return self._cfg
 
     def irq_pending(self):
         """Did the radio signal an event not yet serviced?  Cheap: flag, then DIO level, then register."""
@@ -158,12 +175,17 @@ class _Base:
             return bool(p.value())
         return self._read_irq() != 0
 
-    def poll(self):
-        """Service the chip: read and clear its IRQ register, finish TX/RX/CAD.  Safe to call often."""
-        if not self._use_irq or self._flag or self._irq_pin is None or self._irq_pin.value():
+    def poll(self, force=False):
+        """Service the chip: read and clear its IRQ register, finish TX/RX/CAD.  Safe to call often.
+        With the interrupt armed the register is read only when the ISR ran or the DIO line is high,
+        unless force=True (the app's slow watchdog poll against missed interrupts)."""
+        flagged = self._flag or not self._use_irq or self._irq_pin is None or self._irq_pin.value()
+        if flagged or force:
             self._flag = False
             irq = self._read_irq()
             if irq:
+                if not flagged:
+                    self.irq_missed += 1
                 self._service(irq)
 
     def tx_done(self):
@@ -192,6 +214,19 @@ class _Base:
             return r
         return None
 
+    def start_recv(self):
+        """Continuous receive; the driver comes back to it after every send() or CAD."""
+        self._need_config()
+        self._rx_on = True
+        if self._mode != MODE_TX and self._mode != MODE_CAD:
+            self._enter_rx()
+
+    def standby(self):
+        self._rx_on = False
+        self._standby()
+        self._mode = MODE_STBY
+        self._cad = None
+
     def _after_op(self):
         # Called when TX or CAD finished: return to continuous RX if the app had it on.
         if self._rx_on:
@@ -203,3 +238,40 @@ class _Base:
         if not self._configured:
             raise RadioError("configure() the radio first")
 
+    def _check_send(self, data):
+        """Common send()/start_cad() preamble: configured, payload 1..255 bytes (data=None: CAD), not mid-TX."""
+        self._need_config()
+        if data is not None:
+            n = len(data)
+            if not 1 <= n <= 255:
+                raise RadioError("LoRa payload must be 1..255 bytes, got %d" % n)
+        # Forced: the chip's IRQ flags are about to be cleared, so a frame whose interrupt was missed
+        # must be read out now or it is lost.
+        self.poll(True)
+        if self._mode == MODE_TX:
+            raise RadioError("a transmission is still in progress")
+
+    def _begin_config(self, sf, bw_hz, cr, preamble, sf_min, sync_word):
+        """Common configure() start: check the modem arguments, leave RX; returns (bw index, rx was on)."""
+        bwi = check_common(sf, bw_hz, cr, preamble, sf_min)
+        if not 0 <= sync_word <= 0xFF:
+            raise RadioError("sync word must be one byte (SX127x style), got %r" % (sync_word,))
+        rx_was_on = self._rx_on
+        self._rx_on = False
+        return bwi, rx_was_on
+
+    def _end_config(self, cfg, rx_was_on):
+        self._cfg = cfg
+        self._configured = True
+        self._flag = False
+        if rx_was_on:
+            self.start_recv()
+
+    def _rx_done(self, n, rssi, snr_q4):
+        # Book a frame the driver just read into _rxbuf (the previous one, if unread, is overwritten).
+        if self._rx_len >= 0:
+            self.rx_overruns += 1
+        self._rx_rssi = rssi
+        self._rx_snr_q4 = snr_q4
+        self._rx_len = n
+        self.rx_ok += 1

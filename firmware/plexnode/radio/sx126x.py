@@ -18,7 +18,6 @@ from . import (
     SX126X_BW_CODES,
     RadioError,
     _Base,
-    check_common,
     const,
     frf_word,
     ldro_required,
@@ -148,7 +147,6 @@ class SX126x(_Base):
         self._cmv = memoryview(self._cmd)
         self._resp = bytearray(4)
         self._rmv = memoryview(self._resp)
-        self._cfg = None
         self._payload_len = 0xFF
         self._pkt = (8, 1)  # (preamble, crc)
         self._asleep = False
@@ -323,14 +321,12 @@ class SX126x(_Base):
     # --- configuration -------------------------------------------------------------------------
     def configure(self, freq_hz, sf=9, bw_hz=125000, cr=5, preamble=8, sync_word=0x12, tx_power_dbm=14, crc=True):
         """Program frequency, modem, packet, sync word and PA (datasheet 14.2/14.3 order)."""
-        bwi = check_common(sf, bw_hz, cr, preamble, 5)
+        bwi, rx_was_on = self._begin_config(sf, bw_hz, cr, preamble, 5, sync_word)
         if not 150000000 <= freq_hz <= 960000000:
             raise RadioError("%d Hz is outside the SX126x range 150-960 MHz" % freq_hz)
         if not -9 <= tx_power_dbm <= self.max_power_dbm:
             raise RadioError("SX1262 output power must be -9..%d dBm, got %r" % (self.max_power_dbm, tx_power_dbm))
         swreg = sync_word_sx126x(sync_word)
-        rx_was_on = self._rx_on
-        self._rx_on = False
         self._standby()
         self._mode = MODE_STBY
         self._c1(_CMD_SET_PACKET_TYPE, _PACKET_TYPE_LORA)
@@ -391,11 +387,7 @@ class SX126x(_Base):
             self.write_register(_REG_RX_GAIN, b"\x96")
         self._c2(_CMD_CLEAR_IRQ_STATUS, 0xFF, 0xFF)
         self._cad_sf = sf
-        self._cfg = (freq_hz, sf, bw_hz, cr, preamble, sync_word, tx_power_dbm)
-        self._configured = True
-        self._flag = False
-        if rx_was_on:
-            self.start_recv()
+        self._end_config((freq_hz, sf, bw_hz, cr, preamble, sync_word, tx_power_dbm), rx_was_on)
 
     def _packet_params(self, length):
         """SetPacketParams (13.4.6.2): preamble, explicit header, payload length, CRC, standard IQ."""
@@ -411,22 +403,12 @@ class SX126x(_Base):
         self._command(7)
         self._payload_len = length
 
-    @property
-    def config(self):
-        return self._cfg
-
     # --- operations ----------------------------------------------------------------------------
     def send(self, data):
         """Start transmitting `data` (1..255 bytes); returns at once.  Poll tx_done()."""
-        self._need_config()
-        n = len(data)
-        if not 1 <= n <= 255:
-            raise RadioError("LoRa payload must be 1..255 bytes, got %d" % n)
-        self.poll()
-        if self._mode == MODE_TX:
-            raise RadioError("a transmission is still in progress")
+        self._check_send(data)
         self._standby()
-        self._packet_params(n)
+        self._packet_params(len(data))
         self._wait_busy()
         self._cmd[0] = _CMD_WRITE_BUFFER
         self._cmd[1] = 0x00
@@ -442,13 +424,6 @@ class SX126x(_Base):
         self._mode = MODE_TX
         self._c3(_CMD_SET_TX, 0)  # no timeout: TxDone ends it
 
-    def start_recv(self):
-        """Continuous receive; the driver comes back to it after every send() or CAD."""
-        self._need_config()
-        self._rx_on = True
-        if self._mode != MODE_TX and self._mode != MODE_CAD:
-            self._enter_rx()
-
     def _enter_rx(self):
         self._standby()
         if self._payload_len != 0xFF:
@@ -458,10 +433,7 @@ class SX126x(_Base):
 
     def start_cad(self):
         """One CAD (LoRa only; exits to STDBY_RC); poll cad_result()."""
-        self._need_config()
-        self.poll()
-        if self._mode == MODE_TX:
-            raise RadioError("a transmission is still in progress")
+        self._check_send(None)
         self._standby()
         sf = self._cad_sf
         c = self._cmd
@@ -478,12 +450,6 @@ class SX126x(_Base):
         self._mode = MODE_CAD
         self._cmd[0] = _CMD_SET_CAD
         self._command(1)
-
-    def standby(self):
-        self._rx_on = False
-        self._standby()
-        self._mode = MODE_STBY
-        self._cad = None
 
     def sleep(self):
         """Warm-start sleep (configuration retained, datasheet 13.1.1); send()/start_recv() wake it."""
@@ -537,8 +503,6 @@ class SX126x(_Base):
             snr = self._resp[2]
             if snr > 127:
                 snr -= 256
-            if self._rx_len >= 0:
-                self.rx_overruns += 1
             self._wait_busy()
             self._cmd[0] = _CMD_READ_BUFFER
             self._cmd[1] = start
@@ -549,10 +513,7 @@ class SX126x(_Base):
                 self._spi.readinto(self._rxmv[:n], 0x00)
             finally:
                 self._cs.value(1)
-            self._rx_rssi = rssi
-            self._rx_snr_q4 = snr
-            self._rx_len = n
-            self.rx_ok += 1
+            self._rx_done(n, rssi, snr)
 
 
 __all__ = ["SX126x", "RadioError"]

@@ -16,7 +16,6 @@ from . import (
     MODE_TX,
     RadioError,
     _Base,
-    check_common,
     const,
     frf_word,
     ldro_required,
@@ -104,7 +103,6 @@ class SX127x(_Base):
         self._tx2 = bytearray(2)
         self._rx2 = bytearray(2)
         self._frf = bytearray(3)
-        self._cfg = None
         self._lf = 0
         self._rssi_off = -157
         self._req_crc = True
@@ -182,13 +180,9 @@ class SX127x(_Base):
     # --- configuration -------------------------------------------------------------------------
     def configure(self, freq_hz, sf=9, bw_hz=125000, cr=5, preamble=8, sync_word=0x12, tx_power_dbm=14, crc=True):
         """Program frequency, modem, sync word and PA.  Integer maths only (Frf = freq * 2^19 / 32 MHz)."""
-        bwi = check_common(sf, bw_hz, cr, preamble, 7)
+        bwi, rx_was_on = self._begin_config(sf, bw_hz, cr, preamble, 7, sync_word)
         if not (137000000 <= freq_hz <= 175000000 or 410000000 <= freq_hz <= 525000000 or 862000000 <= freq_hz <= 1020000000):
             raise RadioError("%d Hz is outside the SX1276 bands (137-175, 410-525, 862-1020 MHz)" % freq_hz)
-        if not 0 <= sync_word <= 0xFF:
-            raise RadioError("sync word must be one byte")
-        rx_was_on = self._rx_on
-        self._rx_on = False
         self._op(_MODE_STDBY)  # frequency and modem registers are written in Standby (datasheet 4.1.3)
         self._mode = MODE_STBY
         hf = freq_hz > 525000000
@@ -224,11 +218,7 @@ class SX127x(_Base):
         self.write_reg(_REG_IRQ_FLAGS_MASK, _IRQ_RX_TIMEOUT | _IRQ_FHSS)
         self.write_reg(_REG_IRQ_FLAGS, 0xFF)
         self._req_crc = crc
-        self._cfg = (freq_hz, sf, bw_hz, cr, preamble, sync_word, tx_power_dbm)
-        self._configured = True
-        self._flag = False
-        if rx_was_on:
-            self.start_recv()
+        self._end_config((freq_hz, sf, bw_hz, cr, preamble, sync_word, tx_power_dbm), rx_was_on)
 
     def _set_power(self, dbm):
         """PA settings (datasheet 5.4.2/5.4.3/5.4.4).  PA_BOOST: Pout = 2 + OutputPower (2..17 dBm);
@@ -252,38 +242,20 @@ class SX127x(_Base):
             self.write_reg(_REG_OCP, 0x20 | 11)
             self.write_reg(_REG_PA_CONFIG, 0x70 | dbm)
 
-    @property
-    def config(self):
-        """(freq_hz, sf, bw_hz, cr, preamble, sync_word, tx_power_dbm) of the last configure()."""
-        return self._cfg
-
     # --- operations ----------------------------------------------------------------------------
     def send(self, data):
         """Start transmitting `data` (1..255 bytes); returns at once.  Poll tx_done()."""
-        self._need_config()
-        n = len(data)
-        if not 1 <= n <= 255:
-            raise RadioError("LoRa payload must be 1..255 bytes, got %d" % n)
-        self.poll()
-        if self._mode == MODE_TX:
-            raise RadioError("a transmission is still in progress")
+        self._check_send(data)
         self._op(_MODE_STDBY)  # FIFO is filled in Standby (datasheet 4.1.2.3)
         self.write_reg(_REG_DIO_MAPPING1, _DIO0_TX_DONE)
         self.write_reg(_REG_IRQ_FLAGS, 0xFF)
         self.write_reg(_REG_FIFO_ADDR_PTR, _FIFO_BASE)
         self._write_burst(_REG_FIFO, data)
-        self.write_reg(_REG_PAYLOAD_LENGTH, n)
+        self.write_reg(_REG_PAYLOAD_LENGTH, len(data))
         self._flag = False
         self._cad = None
         self._mode = MODE_TX
         self._op(_MODE_TX)
-
-    def start_recv(self):
-        """Enter continuous receive; the driver comes back to it after every send() or CAD."""
-        self._need_config()
-        self._rx_on = True
-        if self._mode != MODE_TX and self._mode != MODE_CAD:
-            self._enter_rx()
 
     def _enter_rx(self):
         self._op(_MODE_STDBY)
@@ -294,10 +266,7 @@ class SX127x(_Base):
 
     def start_cad(self):
         """Start one channel activity detection; poll cad_result()."""
-        self._need_config()
-        self.poll()
-        if self._mode == MODE_TX:
-            raise RadioError("a transmission is still in progress")
+        self._check_send(None)
         self._op(_MODE_STDBY)
         self.write_reg(_REG_DIO_MAPPING1, _DIO0_CAD_DONE)
         self.write_reg(_REG_IRQ_FLAGS, 0xFF)
@@ -306,11 +275,8 @@ class SX127x(_Base):
         self._mode = MODE_CAD
         self._op(_MODE_CAD)
 
-    def standby(self):
-        self._rx_on = False
+    def _standby(self):
         self._op(_MODE_STDBY)
-        self._mode = MODE_STBY
-        self._cad = None
 
     def sleep(self):
         """Lowest power; registers are kept, the FIFO is not.  Any send()/start_recv() wakes it."""
@@ -355,17 +321,13 @@ class SX127x(_Base):
                 snr -= 256
             raw = self._rx2[1]
             self.write_reg(_REG_FIFO_ADDR_PTR, start)
-            if self._rx_len >= 0:
-                self.rx_overruns += 1
             self._read_burst(_REG_FIFO, self._rxmv[:n])
             # Datasheet 5.5.5: SNR >= 0: RSSI = off + 16/15 * PktRssi; SNR < 0: off + PktRssi + SNR/4.
             if snr >= 0:
-                self._rx_rssi = self._rssi_off + (raw * 16 + 7) // 15
+                rssi = self._rssi_off + (raw * 16 + 7) // 15
             else:
-                self._rx_rssi = (4 * (self._rssi_off + raw) + snr + 2) // 4
-            self._rx_snr_q4 = snr
-            self._rx_len = n
-            self.rx_ok += 1
+                rssi = (4 * (self._rssi_off + raw) + snr + 2) // 4
+            self._rx_done(n, rssi, snr)
 
 
 __all__ = ["SX127x", "RadioError"]
