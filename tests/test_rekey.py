@@ -263,7 +263,7 @@ def test_reboot_keeps_the_epoch_and_the_grace_window(tmp_path):
     appmod.save_keys(root, m.nodes[0])
     cfg, roster, sec, epoch, _ = appmod.load_config(root)
     prev = appmod.load_prev_key(root)
-    assert (sec, epoch) == (secret, 1) and prev == (m.secret, 0, kid_)
+    assert (sec, epoch) == (secret, 1) and prev == (m.secret, 0, kid_, saved["grace_end"])
     with open(os.path.join(root, "group.secret.json")) as f:
         assert json.load(f)["v"] == 1  # other fields of the file are kept
     # a fresh core on the same store and keys: still epoch 1, old frames accepted during the grace window

@@ -9,7 +9,7 @@ Files on the device (fs_root + ...):
     /board.json          board profile (boards/*.json)
     /config.json         {"name", "region", "modem" (preset name or [sf, bw, cr, preamble]), "router", ...}
     /group.json          roster document (plexwire.group)
-    /group.secret.json   {"secret": hex, "epoch": int} (+ "prev_secret", "prev_epoch", "rekey" after a rekey)
+    /group.secret.json   {"secret": hex, "epoch": int} (+ "prev_secret", "prev_epoch", "rekey", "grace_end" after a rekey)
     /node.key            32-byte Ed25519 seed (created on first start if missing)
     /store.log           message store (plexnode.store)
 
@@ -191,12 +191,14 @@ def load_config(fs_root=""):
 
 
 def load_prev_key(fs_root=""):
-    """(secret, epoch, rekey id or None) of the previous epoch while a rekey's grace window runs, else None."""
+    """(secret, epoch, rekey id or None, grace end in Plexus s or 0) of the previous epoch while a rekey's grace
+    window runs, else None."""
     sec = _read_json(fs_root + "/group.secret.json")
     if "prev_secret" not in sec:
         return None
     rid = sec.get("rekey")
-    return (binascii.unhexlify(sec["prev_secret"]), int(sec["prev_epoch"]), binascii.unhexlify(rid) if rid else None)
+    return (binascii.unhexlify(sec["prev_secret"]), int(sec["prev_epoch"]), binascii.unhexlify(rid) if rid else None,
+            int(sec.get("grace_end", 0)))
 
 
 def save_keys(fs_root, node):
@@ -206,7 +208,7 @@ def save_keys(fs_root, node):
 
     path = fs_root + "/group.secret.json"
     d = _read_json(path)
-    for k in ("prev_secret", "prev_epoch", "rekey"):
+    for k in ("prev_secret", "prev_epoch", "rekey", "grace_end"):
         d.pop(k, None)
     d.update(node.key_state())
     with open(path + ".new", "w") as f:

@@ -86,13 +86,17 @@ class Node:
         self.grace_ms = cfg.get("rekey_grace_s", _REKEY_GRACE_S) * 1000
         self.grace_until = None
         self.rekey_id = None  # id of the REKEY that moved us to the current epoch
+        self.grace_end = 0  # Plexus time (s) the grace window ends, 0 while the node has not known the time
         if prev is not None and prev[1] != epoch:
-            # (secret, epoch[, rekey id]) of the previous epoch, as key_state() persisted it
+            # (secret, epoch[, rekey id[, grace end]]) of the previous epoch, as key_state() persisted it
             self.keys[prev[1]] = frame.GroupKey(prev[0], prev[1])
             self.secrets[prev[1]] = bytes(prev[0])
-            self.grace_until = now_ms + self.grace_ms  # a reboot restarts the window
+            # until the clock is known the window runs from boot; set_time() continues the persisted one
+            self.grace_until = now_ms + self.grace_ms
             if len(prev) > 2 and prev[2]:
                 self.rekey_id = bytes(prev[2])
+            if len(prev) > 3 and prev[3]:
+                self.grace_end = int(prev[3])
         self.peer_epoch = {}  # short id -> epoch of the last frame it originated
         self.rekeys_done = []
         self.on_keys = None  # called with this node after the keys change: the device persists key_state()
@@ -177,6 +181,7 @@ class Node:
     def set_time(self, plexus_s, now_ms):
         self.clock_base = plexus_s
         self.clock_ms0 = now_ms
+        self._grace_clock(now_ms)
 
     def now_s(self, now_ms):
         return _now_s(self, now_ms)
@@ -759,13 +764,34 @@ class Node:
         self.epoch = new
         self.rekey_id = mid
         self.grace_until = now_ms + self.grace_ms
+        self.grace_end = self.now_s(now_ms) + self.grace_ms // 1000 if self.clock_base else 0
         ev["switched"] = True
         self.events.append(("rekey", ev))
         if self.on_keys is not None:
             self.on_keys(self)
 
+    def _grace_clock(self, now_ms):
+        """The grace window in Plexus time (SPEC.md s.8.4): once the clock is known, continue a persisted window
+        (never longer than a whole one from now), or fix and persist the end of one that began without a clock."""
+        if self.grace_until is None or not self.clock_base:
+            return
+        now_s = self.now_s(now_ms)
+        if self.grace_end:
+            left = self.grace_end - now_s
+            if left < 0:
+                left = 0
+            if left > self.grace_ms // 1000:
+                left = self.grace_ms // 1000
+            self.grace_until = now_ms + left * 1000
+        else:
+            left = self.grace_until - now_ms
+            self.grace_end = now_s + (left // 1000 if left > 0 else 0)
+            if self.on_keys is not None:
+                self.on_keys(self)
+
     def _end_grace(self):
         self.grace_until = None
+        self.grace_end = 0
         for e in list(self.keys):
             if e != self.epoch:
                 del self.keys[e]
@@ -783,6 +809,8 @@ class Node:
             if e != self.epoch:
                 d["prev_secret"] = _hex(self.secrets[e])
                 d["prev_epoch"] = e
+                if self.grace_end:
+                    d["grace_end"] = self.grace_end
         return d
 
     # ------------------------------------------------------------------ long bulletins

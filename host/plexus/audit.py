@@ -36,6 +36,12 @@ FLAGGED = {"rigged draw", "no mandate", "not a member", "revoked key", "unknown 
 
 
 def audit(ledger) -> list[dict]:
+    return replay(ledger)[1]
+
+
+def replay(ledger) -> tuple[Node, list[dict], dict[bytes, int]]:
+    """The audit core after the replay (its roster carries the adopted revocations), the flags, and the ids of
+    the proposals it adopted (id -> ledger record number of the entry that completed the quorum)."""
     raw = ledger._meta("roster")
     if raw is not None:
         roster_doc = json.loads(raw)
@@ -52,12 +58,16 @@ def audit(ledger) -> list[dict]:
         node = Node({"name": "audit", "beacon_s": 0, "time": latest or 1, "rate_per_hour": 3_600_000, "burst": 1_000_000},
                     group.Roster(roster_doc), os.urandom(32), os.urandom(32), store, random.Random(0), _Verified())
         flags = []
+        adopted: dict[bytes, int] = {}
         for e in entries:
             inner, extra = hostlink.unpack_record(e.raw)
             ok, why = node.handle_inner(inner, None, None, 0, 0, extra, True)
             if not ok and why in FLAGGED:
                 flags.append({"record": e.n, "kind": msg.decode(inner).name, "reason": why})
+            for ev in node.events:
+                if ev[0] == "adopted":
+                    adopted[bytes(ev[1]["id"])] = e.n
             node.pending = []
             node.events = []
         store.close()
-    return flags
+    return node, flags, adopted

@@ -260,6 +260,21 @@ def consent_record(key: Any, group_id: bytes, target: bytes, stance: str = "cons
     return hostlink.pack_record(key.sign_message(group_id, msg.CONSENT, {"target": bytes(target), "stance": STANCE_NAMES[stance]}, t))
 
 
+# REVOKE reason codes (SPEC.md s.4.3): 0 unspecified, 1 lost or compromised, 2 left the group, 3 removed by decision
+REVOKE_REASONS = {"unspecified": 0, "seized": 1, "lost": 1, "left": 2, "removed": 3}
+REVOKE_REASON_TEXT = {0: "unspecified", 1: "lost or compromised", 2: "left the group", 3: "removed by decision"}
+
+
+def revoke_record(key: Any, group_id: bytes, kid: bytes, reason: str = "unspecified", time_s: int | None = None) -> bytes:
+    """A signed REVOKE of key id `kid` (SPEC.md s.8.2) as a stored record."""
+    if len(kid) != 8:
+        raise RecordError("a key id is 8 bytes (16 hex digits)")
+    if reason not in REVOKE_REASONS:
+        raise RecordError("reason is one of %s" % ", ".join(REVOKE_REASONS))
+    t = plexus_time() if time_s is None else time_s
+    return hostlink.pack_record(key.sign_message(group_id, msg.REVOKE, {"key": bytes(kid), "reason": REVOKE_REASONS[reason]}, t))
+
+
 def record_id(record: bytes) -> bytes:
     return msg.message_id(hostlink.unpack_record(record)[0])
 

@@ -333,10 +333,48 @@ def inputs(board_id: str, port: str | None = "auto", image: str | os.PathLike | 
         check_image(img, board)
     fw = firmware_files(Path(mpy_dir), Path(main_py))
     try:
+        _promote_rekeys(group)
         grp = (groupcfg.load_doc(group), groupcfg.load_roster(group)) + groupcfg.load_secret(group)
     except groupcfg.GroupError as e:
         raise _user_error(str(e)) from None
     return board, img, fw, grp, pick_port(port, comports)
+
+
+def _promote_rekeys(group: str | os.PathLike | None) -> None:
+    """A new node gets the current epoch's secret: promote a pending one whose REKEY the ledger shows adopted
+    (SPEC.md s.8.4; plexus.rekeystate). A ledger that cannot be read leaves the secret file as it is."""
+    from plexus import rekeystate
+    from plexus.ledger import LedgerError
+
+    try:
+        rekeystate.refresh(group)
+    except LedgerError:
+        pass
+
+
+def _node_keys(t: Any, group_id: str, secret: bytes, epoch: int, group: str | os.PathLike | None) -> bytes:
+    """The /group.secret.json to upload: the laptop's current secret and epoch, unless the node already holds
+    that epoch or one the laptop has pending (it adopted a rekey the laptop has not seen yet): a node's key
+    file is never moved back to an older epoch, and its grace-window state is kept."""
+    import binascii
+
+    from plexus import groupcfg
+
+    ours = json.dumps({"v": 1, "group_id": group_id, "secret": secret.hex(), "epoch": epoch}).encode() + b"\n"
+    if not t.fs_exists("/group.secret.json"):
+        return ours
+    try:
+        old = json.loads(bytes(t.fs_readfile("/group.secret.json")))
+        theirs = binascii.unhexlify(old["secret"])
+    except Exception:
+        return ours
+    if old.get("group_id", group_id) != group_id:
+        return ours
+    d = json.loads(groupcfg.secret_path(groupcfg.group_path(group)).read_text())
+    newer = {bytes.fromhex(p["secret"]) for p in d.get("pending", [])}
+    if theirs == secret or theirs in newer:
+        return json.dumps(old).encode() + b"\n"
+    return ours
 
 
 def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike | None = None, erase: bool = False,
@@ -382,8 +420,7 @@ def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike
             files = list(fw)
         files.append(("/board.json", (json.dumps(board, indent=1) + "\n").encode()))
         files.append(("/group.json", (json.dumps(doc, indent=1) + "\n").encode()))
-        files.append(("/group.secret.json", json.dumps({"v": 1, "group_id": roster.group_id.hex(), "secret": secret.hex(),
-                                                         "epoch": epoch}).encode() + b"\n"))
+        files.append(("/group.secret.json", _node_keys(t, roster.group_id.hex(), secret, epoch, group)))
         files.append(("/config.json", (json.dumps(cfg) + "\n").encode()))
         have = remote_hashes(t, [p for p, _ in files] + ["/node.key"])
         seed = None
@@ -496,6 +533,11 @@ def run(args) -> int:
         ", new node key" if info["new_key"] else ", node key kept",
         ", firmware frozen in the image" if info.get("frozen") else ""))
     print("node key %s (key id %s)" % (info.get("node_key"), info.get("key_id")))
+    from plexus import rekeystate
+
+    for p in rekeystate.pending(args.group):
+        print("note: rekey %s to epoch %d is not adopted in the ledger yet; the node got the key of epoch %s. Once it "
+              "is adopted (plexus ledger sync), provision this node again" % (p["rekey"], p["epoch"], info.get("epoch")))
     print("add it to the roster: plexus group init ... --node %s=%s" % (info.get("name"), info.get("node_key")))
     sys.stdout.flush()
     return 0

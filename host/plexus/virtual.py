@@ -64,7 +64,8 @@ class VirtualNode:
             ks = json.loads(self.keys_path.read_text())
             secret, epoch = bytes.fromhex(ks["secret"]), int(ks["epoch"])
             if "prev_secret" in ks:
-                prev = (bytes.fromhex(ks["prev_secret"]), int(ks["prev_epoch"]), bytes.fromhex(ks.get("rekey", "")) or None)
+                prev = (bytes.fromhex(ks["prev_secret"]), int(ks["prev_epoch"]), bytes.fromhex(ks.get("rekey", "")) or None,
+                        int(ks.get("grace_end", 0)))
         self.store = Store(str(store_path), capacity, governance_kinds=msg.GOVERNANCE_KINDS)
         cfg = {"name": name, "beacon_s": 0 if radio is None else 600}
         if time_s:

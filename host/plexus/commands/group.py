@@ -1,4 +1,4 @@
-"""`plexus group init|show|rekey`: the roster document and the group secret."""
+"""`plexus group init|show|revoke|rekey`: the roster document, revocations and the group secret."""
 
 from __future__ import annotations
 
@@ -7,7 +7,16 @@ import json
 
 from plexus import groupcfg
 from plexus.cli import UserError
-from plexus.commands import add_group, add_json, add_keystore, add_port, open_client, print_json, user_errors
+from plexus.commands import (
+    add_group,
+    add_json,
+    add_keystore,
+    add_ledger,
+    add_port,
+    open_client,
+    print_json,
+    user_errors,
+)
 
 
 def _init_args(p: argparse.ArgumentParser) -> None:
@@ -45,19 +54,38 @@ def _init(args: argparse.Namespace) -> int:
 
 def _show_args(p: argparse.ArgumentParser) -> None:
     add_group(p)
+    add_ledger(p)
     add_json(p)
 
 
 def _show(args: argparse.Namespace) -> int:
+    from plexus import rekeystate
+
     with user_errors():
         doc = groupcfg.load_doc(args.group)
-        groupcfg.load_roster(args.group)
+        roster = groupcfg.load_roster(args.group)
         s = groupcfg.summary(doc)
+        gov = rekeystate.governance(args.ledger, roster)
+        promoted = rekeystate.refresh(args.group, gov=gov) if gov is not None else []
+        s["epoch"] = groupcfg.load_secret(args.group)[1]
+        s["pending_rekeys"] = rekeystate.pending(args.group)
+    revoked = gov.revoked if gov is not None else set()
+    for e in s["members"] + s["nodes"]:
+        e["revoked"] = bytes.fromhex(e["key_id"]) in revoked
     if args.json:
+        s["promoted"] = promoted
         print_json(s)
         return 0
     print("%s  group id %s" % (s["name"], s["group_id"]))
     print("quorum: %d of %d members (%s)" % (s["quorum"], len(s["members"]), s["quorum_rule"]))
+    for p in promoted:
+        print("rekey %s was adopted: the secret of epoch %d is now current" % (p["rekey"], p["epoch"]))
+    print("key epoch: %d%s" % (s["epoch"], "".join(
+        "; rekey to epoch %d pending (%s): it needs quorum consent, then `plexus ledger sync`" % (p["epoch"], p["rekey"])
+        for p in s["pending_rekeys"])))
+    for e in s["members"] + s["nodes"]:
+        if e["revoked"]:
+            e["name"] += " (revoked)"
     print("members:")
     for m in s["members"]:
         print("  %-16s %s  %s" % (m["name"], m["key_id"], m.get("contact", "")))
@@ -67,10 +95,92 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _find_key(roster, who: str):
+    """A roster entry (member or node) by its name or a key id prefix of at least 4 hex digits."""
+    w = who.strip()
+    hit = [e for e in roster.entries.values() if e.name == w]
+    if not hit and len(w) >= 4:
+        hit = [e for e in roster.entries.values() if e.kid.hex().startswith(w.lower())]
+    if not hit:
+        raise UserError("no member or node %r in the roster (give its name or a key id prefix of 4+ hex digits)" % who)
+    if len(hit) > 1:
+        raise UserError("%r matches %s: give more of the key id" % (who, ", ".join(sorted(e.name or e.kid.hex() for e in hit))))
+    return hit[0]
+
+
+def _revoke_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("who", metavar="NAME|KEYID", help="the member or node to revoke: its roster name or a key id prefix")
+    from plexus.client import REVOKE_REASONS
+
+    p.add_argument("--reason", choices=list(REVOKE_REASONS), default="unspecified",
+                   help="seized or lost (lost or compromised), left (left the group), removed (by decision)")
+    add_port(p)
+    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this key (keystore or member name)")
+    add_keystore(p)
+    add_group(p)
+    add_ledger(p)
+    add_json(p)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    """Sign a REVOKE and POST it; the key is revoked once a quorum consents (SPEC.md s.8.2), then the group is
+    rekeyed without the seized node (s.8.4)."""
+    from plexus import client as clientmod
+    from plexus import rekeystate
+
+    with user_errors():
+        roster = groupcfg.load_roster(args.group)
+        key = groupcfg.member_key(roster, args.keystore, args.as_member)
+        target = _find_key(roster, args.who)
+        gov = rekeystate.governance(args.ledger, roster)  # what the laptop's ledger knows (None: no ledger yet)
+    name = target.name or target.kid.hex()
+    is_node = target.role == "node"
+    if gov is not None:
+        done = gov.revoke_of(target.kid)
+        if target.kid in gov.revoked:
+            raise UserError("%s is already revoked%s" % (name, " (REVOKE %s)" % done.hex() if done else ""))
+        waiting = gov.pending_revoke(target.kid)
+        if waiting is not None:
+            raise UserError("a REVOKE of %s is already waiting for consents: plexus consent %s --port PORT"
+                            % (name, waiting.hex()))
+    if not is_node:
+        left = [e for e in roster.members() if e.kid != target.kid and (gov is None or e.kid not in gov.revoked)]
+        if len(left) < roster.quorum:
+            raise UserError("revoking %s would leave %d member(s), fewer than the quorum of %d: nothing could be "
+                            "decided any more" % (name, len(left), roster.quorum))
+    try:
+        rec = clientmod.revoke_record(key, roster.group_id, target.kid, args.reason)
+    except clientmod.RecordError as e:
+        raise UserError(str(e)) from None
+    with user_errors():
+        with open_client(args, set_time=True) as c:
+            reply = c.post(rec)
+    rid = clientmod.record_id(rec).hex()
+    nxt = ["plexus consent %s --port PORT --as MEMBER   (%d member consents needed)" % (rid, roster.quorum),
+           "plexus group rekey --without %s --port PORT   (so %s cannot read new traffic)" % (name, name) if is_node else
+           "plexus group rekey --port PORT   (a new group secret the revoked laptop does not hold)"]
+    if args.json:
+        print_json({"id": rid, "key_id": target.kid.hex(), "name": name, "role": target.role, "reason": args.reason,
+                    "reason_code": clientmod.REVOKE_REASONS[args.reason], "author": key.name, "node": reply,
+                    "next": nxt})
+        return 0
+    print("revoke %s %s (%s), reason %s: %s (id %s)" % (target.role, name, target.kid.hex(),
+                                                         clientmod.REVOKE_REASON_TEXT[clientmod.REVOKE_REASONS[args.reason]],
+                                                         "posted" if reply.get("accepted") else reply, rid))
+    print("next steps:")
+    print("  1. collect consents: %s" % nxt[0])
+    print("  2. then rekey:       %s" % nxt[1])
+    return 0
+
+
 def _rekey_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--without", action="append", default=[], metavar="NODE",
                    help="a node that must not learn the new key (seized, lost): its name or key id prefix (repeat)")
-    add_port(p)
+    p.add_argument("--commit", action="store_true",
+                   help="post nothing: make a pending new secret current once the ledger shows its REKEY adopted "
+                        "(with --port, sync the ledger from the node first)")
+    add_port(p, required=False)
+    add_ledger(p)
     p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this key (keystore or member name)")
     add_keystore(p)
     add_group(p)
@@ -82,6 +192,10 @@ def _rekey(args: argparse.Namespace) -> int:
     moves to the new key once a quorum consents (SPEC.md s.8.4)."""
     from plexus import client as clientmod
 
+    if args.commit:
+        return _commit(args)
+    if not args.port:
+        raise UserError("give the node's serial port with --port (see `plexus devices`)")
     with user_errors():
         roster = groupcfg.load_roster(args.group)
         _, cur = groupcfg.load_secret(args.group)
@@ -120,12 +234,47 @@ def _rekey(args: argparse.Namespace) -> int:
         print("rekey to epoch %d for %d node(s), without %s: %s (id %s)" % (
             epoch, len(stay), ", ".join(out["without"]) or "nobody", "accepted" if reply.get("accepted") else reply, rid.hex()))
         print("it takes effect once a quorum consents: plexus consent %s --port PORT" % rid.hex())
-        print("the new secret is kept as pending in %s" % sp)
+        print("the new secret is kept as pending in %s; once adopted, `plexus ledger sync --port PORT` (or "
+              "`plexus group rekey --commit --port PORT`) makes it current for provisioning new nodes" % sp)
+    return 0
+
+
+def _commit(args: argparse.Namespace) -> int:
+    """`group rekey --commit`: promote the pending secret(s) whose REKEY the ledger shows adopted."""
+    from plexus import ledger as ledgermod
+    from plexus import rekeystate
+
+    with user_errors():
+        roster = groupcfg.load_roster(args.group)
+        waiting = rekeystate.pending(args.group)
+        if not waiting:
+            raise UserError("no pending rekey in %s (post one with `plexus group rekey`)"
+                            % groupcfg.secret_path(groupcfg.group_path(args.group)))
+        if args.port:
+            with ledgermod.Ledger(str(args.ledger or ledgermod.default_path()), roster) as led, open_client(args) as c:
+                ledgermod.sync(c, led)
+        gov = rekeystate.governance(args.ledger, roster)
+        if gov is None:
+            raise UserError("no ledger yet: sync it from a node first (plexus ledger sync --port PORT)")
+        done = rekeystate.refresh(args.group, gov=gov)
+        epoch = groupcfg.load_secret(args.group)[1]
+        left = rekeystate.pending(args.group)
+    if args.json:
+        print_json({"promoted": done, "epoch": epoch, "pending": left})
+        return 0 if done else 1
+    for p in done:
+        print("rekey %s adopted: the secret of epoch %d is now current (new nodes are provisioned with it)"
+              % (p["rekey"], p["epoch"]))
+    if not done:
+        print("rekey %s to epoch %d is not adopted in the ledger yet: collect consents (plexus consent ID), then "
+              "sync the ledger" % (left[0]["rekey"], left[0]["epoch"]))
+        return 1
     return 0
 
 
 SUBCOMMANDS = {
     "init": (_init_args, _init, "create the roster document and a fresh group secret"),
     "show": (_show_args, _show, "print members, nodes, quorum and group id"),
-    "rekey": (_rekey_args, _rekey, "wrap a new group key for the remaining nodes and post the REKEY"),
+    "revoke": (_revoke_args, _revoke, "post a REVOKE of a member or node key (seized, lost, left); needs quorum consent"),
+    "rekey": (_rekey_args, _rekey, "wrap a new group key for the remaining nodes and post the REKEY (--commit: adopt it here)"),
 }

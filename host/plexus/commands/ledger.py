@@ -62,16 +62,30 @@ def _sync(args: argparse.Namespace) -> int:
             with prog:
                 res = ledgermod.sync(c, led, limit=args.limit, progress=cb)
             head = led.count()
+    promoted = _promote_rekeys(args)
     if args.json:
         d = res.as_dict()
         d["ledger_records"] = head
+        d["promoted_rekeys"] = promoted
         print_json(d)
     else:
         print("synced from %s: %d fetched, %d new, %d already had, %d refused; ledger holds %d records"
               % (res.name or res.node_key.hex()[:16], res.fetched, res.inserted, res.duplicates, len(res.rejected), head))
+        for p in promoted:
+            print("rekey %s adopted: the group secret of epoch %d is now current on this laptop" % (p["rekey"], p["epoch"]))
         for r in res.rejected[:10]:
             print("  refused: %s" % r, file=sys.stderr)
     return 0
+
+
+def _promote_rekeys(args: argparse.Namespace) -> list[dict]:
+    """After a sync: a pending group secret whose REKEY is now adopted becomes current (plexus.rekeystate)."""
+    from plexus import groupcfg, rekeystate
+
+    try:
+        return rekeystate.refresh(args.group, args.ledger)
+    except (groupcfg.GroupError, ledgermod.LedgerError):
+        return []  # no group secret on this laptop, or a ledger of another group: nothing to promote
 
 
 # ---- show

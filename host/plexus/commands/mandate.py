@@ -40,6 +40,32 @@ def parse_term(text: str) -> int:
     return secs
 
 
+def parse_start(text: str | None, now: int) -> int:
+    """--start: "now", "+7d"/"+12h"/"+2w" from now, or a UTC date "2026-12-01" / "2026-12-01T18:00" -> Plexus time."""
+    import calendar
+
+    if text is None or text.strip().lower() == "now":
+        return now
+    t = text.strip()
+    m = re.fullmatch(r"\+\s*(\d+)\s*([mhdw])", t)
+    if m:
+        start = now + int(m.group(1)) * {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}[m.group(2)]
+    else:
+        for fmt in ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
+            try:
+                start = calendar.timegm(time.strptime(t.rstrip("Z"), fmt)) - 1704067200
+                break
+            except ValueError:
+                continue
+        else:
+            raise UserError("--start is now, +7d (+12h, +2w) or a UTC date like 2026-12-01 or 2026-12-01T18:00, not %r" % text)
+    if start < now:
+        raise UserError("--start %s is in the past: a term starts now or later" % text)
+    if start - now > 366 * 86400:
+        raise UserError("--start is at most a year ahead")
+    return start
+
+
 def _ledger(args, roster=None):
     """The ledger; given the group's roster, a new or roster-less ledger learns it (a ledger of another group is refused)."""
     from plexus import ledger as ledgermod
@@ -61,6 +87,8 @@ def _mandates(led) -> list[dict]:
 def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role", required=True, help="the role, e.g. coordination")
     p.add_argument("--term", default="30d", help="how long: 30d, 12h, 2w (default 30d)")
+    p.add_argument("--start", metavar="WHEN",
+                   help="when the term begins: now (default), +7d, or a UTC date 2026-12-01 / 2026-12-01T18:00")
     p.add_argument("--exclude-last", action="store_true", help="the last term's holders may not hold it again")
     p.add_argument("--max-consecutive", type=int, default=0, metavar="N",
                    help="nobody may hold the role more than N terms in a row (1..%d)" % msg.MAX_CONSECUTIVE)
@@ -133,7 +161,8 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
             if args.seats is not None and args.seats != len(holders):
                 raise UserError("%d seats but %d holders named" % (args.seats, len(holders)))
         now = clientmod.plexus_time()
-        start, end = now, now + term
+        start = parse_start(args.start, now)
+        end = start + term
         with _ledger(args, roster) as led:
             seed = None
             if not election:
@@ -175,8 +204,9 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
                     "seed": seed.id.hex() if seed is not None else None, "excluded": [roster.get(k).name for k in exclude
                                                                                   if roster.get(k)], "node": reply})
     else:
-        print("%s %s for %s until %s: %s" % ("elected" if election else "drew", ", ".join(names), args.role,
-                                            time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(end + 1704067200)), mid))
+        when = "from %s " % time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(start + 1704067200)) if start > now else ""
+        print("%s %s for %s %suntil %s: %s" % ("elected" if election else "drew", ", ".join(names), args.role, when,
+                                              time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(end + 1704067200)), mid))
         if seed is not None:
             print("seed: bulletin %s (anyone can recompute the draw)" % seed.id.hex())
         print("it takes effect at %d consents: plexus consent %s" % (roster.quorum, mid))

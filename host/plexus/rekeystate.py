@@ -1,0 +1,108 @@
+"""The laptop's side of revocation and rekey (SPEC.md s.8.2, s.8.4): what the ledger says was revoked and adopted,
+and the group secret file's pending secrets promoted once their REKEY is adopted.
+
+``group.secret.json`` (groupcfg) holds the current ``secret`` and ``epoch``. `plexus group rekey` adds the new
+secret under ``pending`` (with its REKEY id); it becomes current only when the ledger shows the REKEY adopted by
+a quorum, exactly as the nodes compute it (the node core replayed by `plexus.audit`). The secret it replaces is
+kept under ``previous`` (never thrown away: old frames and old backups stay readable).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from plexwire import group as pgroup
+from plexwire import msg
+
+from plexus import groupcfg
+
+
+class Governance:
+    """Revocations and adoptions in a ledger, as the node core computes them."""
+
+    def __init__(self, revoked: set[bytes], adopted: dict[bytes, int], revokes: list[tuple[bytes, bytes, int]]):
+        self.revoked = revoked  # key ids whose REVOKE was adopted
+        self.adopted = adopted  # proposal id -> ledger record number that completed the quorum
+        self.revokes = revokes  # (REVOKE id, revoked key id, reason) in ledger order
+
+    def pending_revoke(self, kid: bytes) -> bytes | None:
+        """The id of a REVOKE of `kid` still waiting for consents, if any."""
+        for rid, k, _ in self.revokes:
+            if k == kid and rid not in self.adopted:
+                return rid
+        return None
+
+    def revoke_of(self, kid: bytes) -> bytes | None:
+        for rid, k, _ in self.revokes:
+            if k == kid and rid in self.adopted:
+                return rid
+        return None
+
+
+def governance(ledger_path: str | os.PathLike | None, roster: pgroup.Roster) -> Governance | None:
+    """Replay the ledger's governance records through the node core; None when there is no ledger yet."""
+    from plexus import ledger as ledgermod
+    from plexus.audit import replay
+
+    p = Path(ledger_path) if ledger_path else ledgermod.default_path()
+    if not p.exists():
+        return None
+    with ledgermod.Ledger(str(p), roster) as led:
+        node, _flags, adopted = replay(led)
+        revokes = [(e.id, e.msg.f["key"], e.msg.f["reason"]) for e in led.entries(kinds=[msg.REVOKE])]
+    revoked = {kid for kid, e in node.roster.entries.items() if e.revoked}
+    return Governance(revoked, adopted, revokes)
+
+
+def _secret_doc(group: str | os.PathLike | None) -> tuple[Path, dict]:
+    groupcfg.load_secret(group)  # validates the file (GroupError otherwise)
+    sp = groupcfg.secret_path(groupcfg.group_path(group))
+    return sp, json.loads(sp.read_text())
+
+
+def pending(group: str | os.PathLike | None = None) -> list[dict]:
+    """The pending rekeys in the secret file: [{"epoch", "rekey" (hex id)}] (no secrets)."""
+    _, d = _secret_doc(group)
+    return [{"epoch": int(p["epoch"]), "rekey": p.get("rekey", "")} for p in d.get("pending", [])]
+
+
+def promote(group: str | os.PathLike | None, rekey_id: bytes) -> int:
+    """Make the pending secret of REKEY `rekey_id` the current one (the old one goes to "previous"); its epoch."""
+    sp, d = _secret_doc(group)
+    hit = [p for p in d.get("pending", []) if p.get("rekey") == rekey_id.hex()]
+    if not hit:
+        raise groupcfg.GroupError("no pending secret for rekey %s in %s" % (rekey_id.hex(), sp))
+    new = hit[0]
+    prev = d.get("previous", [])
+    prev.append({"epoch": d.get("epoch", 0), "secret": d["secret"], **({"rekey": d["rekey"]} if d.get("rekey") else {})})
+    d["previous"] = prev
+    d["secret"], d["epoch"], d["rekey"] = new["secret"], int(new["epoch"]), new["rekey"]
+    d["pending"] = [p for p in d.get("pending", []) if int(p["epoch"]) != d["epoch"]]
+    if not d["pending"]:
+        del d["pending"]
+    groupcfg._write_private(sp, json.dumps(d) + "\n", True)
+    return d["epoch"]
+
+
+def refresh(group: str | os.PathLike | None = None, ledger_path: str | os.PathLike | None = None,
+            gov: Governance | None = None) -> list[dict]:
+    """Promote every pending secret whose REKEY the ledger shows adopted, in epoch order (current + 1 first).
+    Returns the promoted [{"epoch", "rekey"}]; nothing to do (no pending secret, no ledger) returns []."""
+    todo = pending(group)
+    if not todo:
+        return []
+    if gov is None:
+        gov = governance(ledger_path, groupcfg.load_roster(group))
+        if gov is None:
+            return []
+    done: list[dict] = []
+    while True:
+        _, cur = groupcfg.load_secret(group)
+        nxt = [p for p in pending(group) if p["epoch"] == (cur + 1) % 16 and p["rekey"]
+               and bytes.fromhex(p["rekey"]) in gov.adopted]
+        if not nxt:
+            return done
+        promote(group, bytes.fromhex(nxt[0]["rekey"]))
+        done.append(nxt[0])

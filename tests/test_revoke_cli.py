@@ -1,0 +1,200 @@
+"""`plexus group revoke`, and the laptop's group secret after a rekey (`group rekey --commit`, promotion on
+`ledger sync`, `group show`), end to end against the real core on a pseudo-terminal; provisioning after a rekey
+against the raw-REPL emulator (as tests/test_provision.py)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from plexus import groupcfg, provision, virtual
+from plexus.cli import main
+from plexus.crypto import HostCrypto
+from plexus.virtual import VirtualNode
+from plexwire import msg
+
+HUB = b"\x05" * 32
+LOST = b"\x06" * 32
+
+
+def _start(tmp_path, doc, secret):
+    vn = VirtualNode(doc, secret, HUB, tmp_path / "node.log", "hub", time_s=int(time.time()) - 1704067200)
+    t = threading.Thread(target=vn.serve_forever, daemon=True)
+    t.start()
+    return vn, t
+
+
+@pytest.fixture
+def world(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PLEXUS_HOME", str(tmp_path))
+    for w in ("ana", "ben", "cai"):
+        assert main(["keys", "new", w]) == 0
+    c = HostCrypto()
+    assert main(["group", "init", "--name", "Union", "--member", "ana=ana", "--member", "ben=ben", "--member", "cai=cai",
+                 "--node", "hub=" + c.public_key(HUB).hex(), "--node", "lost=" + c.public_key(LOST).hex(),
+                 "--quorum", "2"]) == 0
+    doc = json.loads((tmp_path / "group.json").read_text())
+    sec = json.loads((tmp_path / "group.secret.json").read_text())
+    vn, t = _start(tmp_path, doc, bytes.fromhex(sec["secret"]))
+    capsys.readouterr()
+    yield tmp_path, vn
+    vn.close()
+    t.join(2)
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("plexus: error: "), err
+    return err
+
+
+def ok(capsys, *argv) -> str:
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    return capsys.readouterr().out
+
+
+def test_revoke_cli_next_steps_and_errors(world, capsys):
+    tmp, vn = world
+    port = vn.port
+    lost = msg.key_id(HostCrypto().public_key(LOST))
+    out = ok(capsys, "group", "revoke", "lost", "--reason", "seized", "--port", port, "--as", "ana")
+    rid = out.split("(id ")[1].split(")")[0]
+    assert "revoke node lost" in out and "lost or compromised" in out
+    assert "plexus consent %s" % rid in out and "plexus group rekey --without lost" in out
+    stored = vn.core.store.get(bytes.fromhex(rid))
+    assert stored is not None and not vn.core.roster.get(lost).revoked  # posted, not yet adopted
+    # user mistakes: one line each
+    assert main(["group", "revoke", "nobody", "--port", port, "--as", "ana"]) == 2
+    assert "no member or node 'nobody'" in one_line_error(capsys)
+    with pytest.raises(SystemExit) as ex:
+        main(["group", "revoke", "lost", "--reason", "stolen", "--port", port, "--as", "ana"])
+    assert ex.value.code == 2 and "invalid choice: 'stolen'" in capsys.readouterr().err
+    # the ledger knows the REVOKE is waiting: no second one
+    ok(capsys, "ledger", "sync", "--port", port)
+    assert main(["group", "revoke", lost.hex()[:6], "--port", port, "--as", "ben"]) == 2
+    assert "already waiting for consents: plexus consent %s" % rid in one_line_error(capsys)
+    for w in ("ana", "ben"):
+        ok(capsys, "consent", rid, "--port", port, "--as", w)
+    assert vn.core.roster.get(lost).revoked
+    ok(capsys, "ledger", "sync", "--port", port)
+    assert main(["group", "revoke", "lost", "--port", port, "--as", "ben"]) == 2
+    assert "lost is already revoked (REVOKE %s)" % rid in one_line_error(capsys)
+    # a member who left: then revoking another member would leave fewer than the quorum
+    d = json.loads(ok(capsys, "group", "revoke", "cai", "--reason", "left", "--port", port, "--as", "ana", "--json"))
+    assert d["role"] == "member" and d["reason_code"] == 2 and d["node"]["accepted"]
+    assert "plexus group rekey --port PORT" in d["next"][1]
+    for w in ("ana", "ben"):
+        ok(capsys, "consent", d["id"], "--port", port, "--as", w)
+    ok(capsys, "ledger", "sync", "--port", port)
+    assert main(["group", "revoke", "ben", "--port", port, "--as", "ana"]) == 2
+    assert "would leave 1 member(s), fewer than the quorum of 2" in one_line_error(capsys)
+    s = json.loads(ok(capsys, "group", "show", "--json"))
+    assert {e["name"]: e["revoked"] for e in s["members"] + s["nodes"]} == {
+        "ana": False, "ben": False, "cai": True, "hub": False, "lost": True}
+    assert "lost (revoked)" in ok(capsys, "group", "show")
+
+
+def _revoke_lost_and_rekey(capsys, port) -> dict:
+    rid = json.loads(ok(capsys, "group", "revoke", "lost", "--reason", "lost", "--port", port, "--as", "ana", "--json"))["id"]
+    for w in ("ana", "ben"):
+        ok(capsys, "consent", rid, "--port", port, "--as", w)
+    return json.loads(ok(capsys, "group", "rekey", "--without", "lost", "--port", port, "--as", "ben", "--json"))
+
+
+def test_the_new_secret_becomes_current_once_the_rekey_is_adopted(world, capsys):
+    tmp, vn = world
+    port = vn.port
+    old = groupcfg.load_secret()
+    d = _revoke_lost_and_rekey(capsys, port)
+    out = ok(capsys, "group", "show")
+    assert "key epoch: 0; rekey to epoch 1 pending (%s)" % d["id"] in out
+    # not adopted yet: --commit says so and changes nothing
+    assert main(["group", "rekey", "--commit", "--port", port]) == 1
+    assert "not adopted in the ledger yet" in capsys.readouterr().out
+    assert groupcfg.load_secret() == old
+    for w in ("ana", "cai"):
+        ok(capsys, "consent", d["id"], "--port", port, "--as", w)
+    assert vn.core.epoch == 1
+    # the laptop learns the adoption through the ledger sync
+    out = ok(capsys, "ledger", "sync", "--port", port)
+    assert "rekey %s adopted: the group secret of epoch 1 is now current" % d["id"] in out
+    assert groupcfg.load_secret() == (vn.core.secrets[1], 1)
+    f = json.loads((tmp / "group.secret.json").read_text())
+    assert "pending" not in f and f["previous"] == [{"epoch": 0, "secret": old[0].hex()}] and f["rekey"] == d["id"]
+    assert (tmp / "group.secret.json").stat().st_mode & 0o777 == 0o600
+    s = json.loads(ok(capsys, "group", "show", "--json"))
+    assert s["epoch"] == 1 and s["pending_rekeys"] == []
+    assert main(["group", "rekey", "--commit"]) == 2
+    assert "no pending rekey" in one_line_error(capsys)
+    # the next rekey builds on the new epoch
+    d2 = json.loads(ok(capsys, "group", "rekey", "--without", "lost", "--port", port, "--as", "ben", "--json"))
+    assert d2["epoch"] == 2
+    for w in ("ana", "ben"):
+        ok(capsys, "consent", d2["id"], "--port", port, "--as", w)
+    out = ok(capsys, "group", "rekey", "--commit", "--port", port)  # syncs the ledger, then promotes
+    assert "epoch 2 is now current" in out and groupcfg.load_secret() == (vn.core.secrets[2], 2)
+
+
+def test_group_show_promotes_from_the_ledger(world, capsys):
+    tmp, vn = world
+    d = _revoke_lost_and_rekey(capsys, vn.port)
+    for w in ("ana", "cai"):
+        ok(capsys, "consent", d["id"], "--port", vn.port, "--as", w)
+    from plexus import ledger as ledgermod
+    from plexus.client import HostLinkClient
+
+    with ledgermod.Ledger(str(tmp / "ledger.sqlite"), groupcfg.load_roster()) as led, HostLinkClient(vn.port) as c:
+        ledgermod.sync(c, led)  # the library sync: the secret file is not touched
+    assert groupcfg.load_secret()[1] == 0
+    out = ok(capsys, "group", "show")
+    assert "epoch 1 is now current" in out and "key epoch: 1" in out
+    assert groupcfg.load_secret() == (vn.core.secrets[1], 1)
+
+
+# ---------------------------------------------------------------- provisioning after a rekey (raw-REPL emulator)
+
+
+@pytest.fixture
+def emu(tmp_path, monkeypatch):
+    from mpyrig import ensure_build
+    from replemu import ReplEmulator
+    from test_provision import ROOT
+
+    ensure_build()
+    real = ROOT / "firmware" / "main.py"
+    if not real.is_file():
+        real = tmp_path / "main.py"
+        real.write_text("from plexnode import app\n")
+    monkeypatch.setattr(provision, "MAIN_PY", real)
+    monkeypatch.setitem(virtual.SUBCOMMANDS, "provision", (provision.add_arguments, provision.run, "provision a board"))
+    e = ReplEmulator(tmp_path / "board").start()
+    yield e
+    e.close()
+
+
+def test_provision_after_a_rekey_gives_the_new_epoch(world, emu, capsys):
+    tmp, vn = world
+    d = _revoke_lost_and_rekey(capsys, vn.port)
+    for w in ("ana", "cai"):
+        ok(capsys, "consent", d["id"], "--port", vn.port, "--as", w)
+    from plexus import ledger as ledgermod
+    from plexus.client import HostLinkClient
+
+    with ledgermod.Ledger(str(tmp / "ledger.sqlite"), groupcfg.load_roster()) as led, HostLinkClient(vn.port) as c:
+        ledgermod.sync(c, led)
+    assert groupcfg.load_secret()[1] == 0  # not promoted yet: provisioning checks the ledger itself
+    assert main(["node", "provision", "--board", "heltec_v3", "--port", emu.port, "--hello-timeout", "10",
+                 "--name", "new"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "not adopted" not in out
+    ks = json.loads(emu.file("/group.secret.json").read_text())
+    assert (bytes.fromhex(ks["secret"]), ks["epoch"]) == (vn.core.secrets[1], 1)
+    with HostLinkClient(emu.port, timeout=3) as c:
+        assert c.hello()["epoch"] == 1  # the new node's core runs in the group's current epoch
+    # a rekey not adopted yet: the node gets the current key, the user is told to provision again later
+    d2 = json.loads(ok(capsys, "group", "rekey", "--without", "lost", "--port", vn.port, "--as", "ben", "--json"))
+    assert main(["node", "provision", "--board", "heltec_v3", "--port", emu.port, "--hello-timeout", "10"]) == 0
+    assert "rekey %s to epoch 2 is not adopted" % d2["id"] in capsys.readouterr().out
+    assert json.loads(emu.file("/group.secret.json").read_text())["epoch"] == 1
