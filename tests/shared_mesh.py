@@ -360,10 +360,16 @@ def scenario_rekey(root):
     st = Store(root + "/n0.log", 65536, msg.GOVERNANCE_KINDS)
     import binascii
 
-    prev = (binascii.unhexlify(ks["prev_secret"]), ks["prev_epoch"], binascii.unhexlify(ks["rekey"]))
+    prev = (binascii.unhexlify(ks["prev_secret"]), ks["prev_epoch"], binascii.unhexlify(ks["rekey"]), ks["grace_end"])
     r = Node({"name": "n0", "time": 90000000}, group.Roster(m.doc),
              binascii.unhexlify(ks["secret"]), n0.seed, st, Lcg(9), CRYPTO, 0, ks["epoch"], prev)
     out["reboot"] = [r.epoch, sorted(r.keys), r.rekey_id == kid_, r.roster.get(m.nodes[3].kid).revoked]
+    # the grace window continues after the reboot: the clock says 100 s are left of it
+    r.set_time(ks["grace_end"] - 100, 5000)
+    r.handle_timer(5000 + 99000)
+    g = [r.grace_until, sorted(r.keys)]
+    r.handle_timer(5000 + 100000)
+    out["reboot_grace"] = g + [sorted(r.keys)]
     return out
 
 
