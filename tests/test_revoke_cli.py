@@ -198,3 +198,10 @@ def test_provision_after_a_rekey_gives_the_new_epoch(world, emu, capsys):
     assert main(["node", "provision", "--board", "heltec_v3", "--port", emu.port, "--hello-timeout", "10"]) == 0
     assert "rekey %s to epoch 2 is not adopted" % d2["id"] in capsys.readouterr().out
     assert json.loads(emu.file("/group.secret.json").read_text())["epoch"] == 1
+    # the node adopted that rekey before the laptop heard of it: provisioning never moves its key file back
+    ahead = {"v": 1, "group_id": ks["group_id"], "secret": json.loads((tmp / "group.secret.json").read_text())["pending"][0]["secret"],
+             "epoch": 2, "prev_secret": ks["secret"], "prev_epoch": 1, "grace_end": 123}
+    emu.file("/group.secret.json").write_text(json.dumps(ahead))
+    assert main(["node", "provision", "--board", "heltec_v3", "--port", emu.port, "--hello-timeout", "10"]) == 0
+    capsys.readouterr()
+    assert json.loads(emu.file("/group.secret.json").read_text()) == ahead

@@ -333,8 +333,9 @@ def inputs(board_id: str, port: str | None = "auto", image: str | os.PathLike | 
         check_image(img, board)
     fw = firmware_files(Path(mpy_dir), Path(main_py))
     try:
+        doc, roster = groupcfg.load_doc(group), groupcfg.load_roster(group)
         _promote_rekeys(group)
-        grp = (groupcfg.load_doc(group), groupcfg.load_roster(group)) + groupcfg.load_secret(group)
+        grp = (doc, roster) + groupcfg.load_secret(group)
     except groupcfg.GroupError as e:
         raise _user_error(str(e)) from None
     return board, img, fw, grp, pick_port(port, comports)
@@ -364,7 +365,8 @@ def _node_keys(t: Any, group_id: str, secret: bytes, epoch: int, group: str | os
     if not t.fs_exists("/group.secret.json"):
         return ours
     try:
-        old = json.loads(bytes(t.fs_readfile("/group.secret.json")))
+        raw = bytes(t.fs_readfile("/group.secret.json"))
+        old = json.loads(raw)
         theirs = binascii.unhexlify(old["secret"])
     except Exception:
         return ours
@@ -373,7 +375,7 @@ def _node_keys(t: Any, group_id: str, secret: bytes, epoch: int, group: str | os
     d = json.loads(groupcfg.secret_path(groupcfg.group_path(group)).read_text())
     newer = {bytes.fromhex(p["secret"]) for p in d.get("pending", [])}
     if theirs == secret or theirs in newer:
-        return json.dumps(old).encode() + b"\n"
+        return raw
     return ours
 
 

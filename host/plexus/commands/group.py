@@ -59,19 +59,31 @@ def _show_args(p: argparse.ArgumentParser) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
+    import sys
+
     from plexus import rekeystate
+    from plexus.ledger import LedgerError
 
     with user_errors():
         doc = groupcfg.load_doc(args.group)
         roster = groupcfg.load_roster(args.group)
         s = groupcfg.summary(doc)
-        gov = rekeystate.governance(args.ledger, roster)
-        promoted = rekeystate.refresh(args.group, gov=gov) if gov is not None else []
-        s["epoch"] = groupcfg.load_secret(args.group)[1]
-        s["pending_rekeys"] = rekeystate.pending(args.group)
+        try:
+            gov = rekeystate.governance(args.ledger, roster)
+        except LedgerError as err:
+            print("note: revocations and rekeys not checked: %s" % err, file=sys.stderr)
+            gov = None
+        try:
+            groupcfg.load_secret(args.group)
+            has_secret = True
+        except groupcfg.GroupError:
+            has_secret = False  # a member laptop may hold the roster without the secret
+        promoted = rekeystate.refresh(args.group, gov=gov) if gov is not None and has_secret else []
+        s["epoch"] = groupcfg.load_secret(args.group)[1] if has_secret else None
+        s["pending_rekeys"] = rekeystate.pending(args.group) if has_secret else []
     revoked = gov.revoked if gov is not None else set()
-    for e in s["members"] + s["nodes"]:
-        e["revoked"] = bytes.fromhex(e["key_id"]) in revoked
+    for ent in s["members"] + s["nodes"]:
+        ent["revoked"] = bytes.fromhex(ent["key_id"]) in revoked
     if args.json:
         s["promoted"] = promoted
         print_json(s)
@@ -80,12 +92,13 @@ def _show(args: argparse.Namespace) -> int:
     print("quorum: %d of %d members (%s)" % (s["quorum"], len(s["members"]), s["quorum_rule"]))
     for p in promoted:
         print("rekey %s was adopted: the secret of epoch %d is now current" % (p["rekey"], p["epoch"]))
-    print("key epoch: %d%s" % (s["epoch"], "".join(
-        "; rekey to epoch %d pending (%s): it needs quorum consent, then `plexus ledger sync`" % (p["epoch"], p["rekey"])
-        for p in s["pending_rekeys"])))
-    for e in s["members"] + s["nodes"]:
-        if e["revoked"]:
-            e["name"] += " (revoked)"
+    if s["epoch"] is not None:
+        print("key epoch: %d%s" % (s["epoch"], "".join(
+            "; rekey to epoch %d pending (%s): it needs quorum consent, then `plexus ledger sync`" % (p["epoch"], p["rekey"])
+            for p in s["pending_rekeys"])))
+    for ent in s["members"] + s["nodes"]:
+        if ent["revoked"]:
+            ent["name"] += " (revoked)"
     print("members:")
     for m in s["members"]:
         print("  %-16s %s  %s" % (m["name"], m["key_id"], m.get("contact", "")))
@@ -109,7 +122,9 @@ def _find_key(roster, who: str):
 
 
 def _revoke_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("who", metavar="NAME|KEYID", help="the member or node to revoke: its roster name or a key id prefix")
+    p.add_argument("who", metavar="NAME|KEYID",
+                   help="the member or node to revoke: its roster name or a key id prefix (checked against the local "
+                        "ledger, if any: sync it first)")
     from plexus.client import REVOKE_REASONS
 
     p.add_argument("--reason", choices=list(REVOKE_REASONS), default="unspecified",
