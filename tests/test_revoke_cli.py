@@ -151,6 +151,10 @@ def test_group_show_promotes_from_the_ledger(world, capsys):
     out = ok(capsys, "group", "show")
     assert "epoch 1 is now current" in out and "key epoch: 1" in out
     assert groupcfg.load_secret() == (vn.core.secrets[1], 1)
+    # a member laptop with the roster and the ledger but without the group secret still sees the revocation
+    (tmp / "group.secret.json").rename(tmp / "elsewhere.json")
+    s = json.loads(ok(capsys, "group", "show", "--json"))
+    assert s["epoch"] is None and [n["revoked"] for n in s["nodes"]] == [False, True]
 
 
 # ---------------------------------------------------------------- provisioning after a rekey (raw-REPL emulator)
