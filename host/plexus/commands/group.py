@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from plexwire import group as pgroup
+
 from plexus import groupcfg
 from plexus.cli import UserError
 from plexus.commands import (
@@ -149,7 +151,7 @@ def _revoke(args: argparse.Namespace) -> int:
         target = _find_key(roster, args.who)
         gov = rekeystate.governance(args.ledger, roster)  # what the laptop's ledger knows (None: no ledger yet)
     name = target.name or target.kid.hex()
-    is_node = target.role == "node"
+    is_node = target.role == pgroup.ROLE_NODE
     if gov is not None:
         done = gov.revoke_of(target.kid)
         if target.kid in gov.revoked:
