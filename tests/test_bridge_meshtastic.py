@@ -209,6 +209,7 @@ def test_lossy_link_carries_bulletins_between_ledgers_tcp_and_serial(grp, tmp_pa
     ids = [clientmod.record_id(r) for r in recs]
     ok = pump([ba, bb], lambda: all(lb.has(i) for i in ids), timeout=20)
     assert ok, (ba.summary(), bb.summary(), link.lost, link.carried, len(a.sent), len(b.heard))
+    assert pump([ba, bb], lambda: not ba.outq)  # A's repeats done: only B draws from the seeded link now
     back = bulletin(grp["bob"], grp["gid"], "serial side answers")
     lb.ingest([back])
     assert pump([ba, bb], lambda: la.has(clientmod.record_id(back)), timeout=10)
