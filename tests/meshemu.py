@@ -172,23 +172,26 @@ class Radio:
         self.heard: list = []  # MeshPackets delivered to the client
         self.counts = {"configs": 0, "heartbeats": 0, "admin": 0, "too_big": 0, "connections": 0, "idle_drops": 0,
                        "undecodable": 0, "junk_frames": 0}
-        self.refuse_until = 0.0
+        self.accepter: threading.Thread | None = None
+        self.tcp_port = 0
         self.backlog: list = []  # packets heard while no client was connected (the firmware queues them too)
 
     # ---- transports
 
-    def serve_tcp(self) -> int:
+    def serve_tcp(self, port: int = 0) -> int:
         """Listen on a free localhost port; one client at a time (a newer one replaces the older)."""
         srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", 0))
+        srv.bind(("127.0.0.1", port))
         srv.listen(4)
         srv.settimeout(0.1)
         self.server = srv
-        t = threading.Thread(target=self._accept_loop, daemon=True, name="emu-accept-%s" % self.name)
-        t.start()
-        self.threads.append(t)
-        return srv.getsockname()[1]
+        self.tcp_port = srv.getsockname()[1]
+        if self.accepter is None:
+            self.accepter = threading.Thread(target=self._accept_loop, daemon=True, name="emu-accept-%s" % self.name)
+            self.accepter.start()
+            self.threads.append(self.accepter)
+        return self.tcp_port
 
     def open_pty(self) -> str:
         """A pseudo-terminal whose slave path is the radio's "serial port"."""
@@ -201,12 +204,13 @@ class Radio:
 
     def _accept_loop(self) -> None:
         while self.running:
-            try:
-                s, _ = self.server.accept()  # type: ignore[union-attr]
-            except (socket.timeout, OSError):
+            srv = self.server
+            if srv is None:
+                time.sleep(0.05)
                 continue
-            if time.monotonic() < self.refuse_until:
-                s.close()
+            try:
+                s, _ = srv.accept()
+            except (socket.timeout, OSError):
                 continue
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._start_conn(_Conn("tcp", sock=s))
@@ -223,10 +227,16 @@ class Radio:
         self.threads.append(t)
 
     def drop(self, refuse_s: float = 0.0) -> None:
-        """The radio drops the client (reboot, idle timeout, Wi-Fi loss); refuse new connections for refuse_s."""
-        self.refuse_until = time.monotonic() + refuse_s
+        """The radio drops the client (reboot, Wi-Fi loss); for refuse_s it does not listen at all (connection
+        refused), then listens again on the same port."""
         with self.lock:
             c = self.conn
+        if refuse_s > 0 and self.server is not None:
+            srv, self.server = self.server, None
+            srv.close()
+            t = threading.Timer(refuse_s, lambda: self.running and self.serve_tcp(self.tcp_port))
+            t.daemon = True
+            t.start()
         if c is not None and c.kind == "tcp":
             c.close()
 

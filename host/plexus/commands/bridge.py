@@ -76,12 +76,15 @@ def run(args: argparse.Namespace) -> int:
                 connect = bridgemod.connector(args.port, args.host)
             except bridgemod.BridgeError as e:
                 raise UserError(str(e)) from None
-            groupcfg.load_roster(args.group)
+            roster = groupcfg.load_roster(args.group)
             secret, epoch = groupcfg.load_secret(args.group)
             led = open_ledger(args)
             if args.gateway:
                 node = HostLinkClient(args.gateway, timeout=3.0)
-                node.hello()
+                gid = str(node.hello().get("group_id", ""))
+                if gid and gid != roster.group_id.hex():
+                    raise UserError("the node on %s is in group %s, not in %s (%s)"
+                                    % (args.gateway, gid, roster.group_id.hex(), roster.name))
             index = args.channel_index if args.channel_index is not None else 1
             if args.new_channel or want is not None:
                 try:
