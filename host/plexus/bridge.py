@@ -450,32 +450,29 @@ class MeshtasticBridge:
         self.backoff = self.reconnect_s
         self.log("radio connection restored")
 
-    # ---- pubsub callbacks (publishing thread): queue only
+    # ---- pubsub callbacks (publishing thread): queue only. Which interface an item came from is checked in
+    # the bridge's thread, once `self.iface` is set: what a radio hands over right after the handshake (packets
+    # it kept while no client was connected) is not lost to the moment before `_open` returns.
 
     def _on_data(self, packet: dict, interface: Any) -> None:
-        if interface is not self.iface or interface is None:
-            return
         try:
             d = packet.get("decoded", {})
-            self.rx.put((int(packet.get("from", 0)), int(packet.get("channel", 0)), bytes(d.get("payload", b""))))
+            self.rx.put(("data", interface, int(packet.get("from", 0)), int(packet.get("channel", 0)),
+                         bytes(d.get("payload", b""))))
         except Exception:
-            self.stats["junk_packets"] += 1
+            self.rx.put(("junk", interface))
 
     def _on_telemetry(self, packet: dict, interface: Any) -> None:
-        if interface is not self.iface or interface is None:
-            return
         try:
-            if self.my_num is not None and int(packet.get("from", -1)) != self.my_num:
-                return
             dm = packet["decoded"]["telemetry"].get("deviceMetrics")
+            sender = int(packet.get("from", -1))
         except (KeyError, TypeError, ValueError, AttributeError):
             return
         if dm:
-            self.rx.put(("util", dm.get("channelUtilization"), dm.get("airUtilTx")))
+            self.rx.put(("util", interface, sender, dm.get("channelUtilization"), dm.get("airUtilTx")))
 
     def _on_lost(self, interface: Any) -> None:
-        if interface is self.iface and interface is not None:
-            self.rx.put(("lost",))
+        self.rx.put(("lost", interface))
 
     # ---- receive
 
@@ -677,13 +674,18 @@ class MeshtasticBridge:
         self._pump_out(now)
 
     def _handle_item(self, item: tuple) -> None:
+        if item[1] is not self.iface or self.iface is None:
+            return  # another bridge's radio, or a connection already given up
         if item[0] == "lost":
             self._drop("the radio closed the connection")
         elif item[0] == "util":
-            self.throttle.report(item[1], item[2], time.monotonic())
-            self.stats["utilisation_reports"] += 1
+            if self.my_num is None or item[2] == self.my_num:  # the radio's own telemetry, not a neighbour's
+                self.throttle.report(item[3], item[4], time.monotonic())
+                self.stats["utilisation_reports"] += 1
+        elif item[0] == "junk":
+            self.stats["junk_packets"] += 1
         else:
-            self.handle_payload(item[0], item[1], item[2])
+            self.handle_payload(item[2], item[3], item[4])
 
     def run(self, duration: float | None = None, stop: Any = None) -> None:
         end = None if duration is None else time.monotonic() + duration
