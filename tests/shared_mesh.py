@@ -224,23 +224,4 @@ def scenario_governance(root):
     return out
 
 
-def scenario_frame_in(root):
-    """FRAME_IN (a bridge's op): the frame is handled as if heard, with the transmitter unknown."""
-    m = MiniMesh(2, [], root)
-    a, b = m.nodes[0], m.nodes[1]
-    a.post_bulletin("over the bridge", 0)
-    rec = a.store.since(0, 1)[0][4]
-    inner = hostlink.unpack_record(rec)[0]
-    fr = bytearray(a.keys[0].seal(inner, 7))
-    fr[3] = 0x12
-    fr[4] = 0x34
-    ops = []
-    for k, body in enumerate([bytes(fr), bytes(fr), b"short", bytes(30)]):
-        b.host_request(hostlink.encode(hostlink.FRAME_IN, k + 1, body), 10)
-        m.drain(1)
-        line = [e for e in m.events[1] if e[0] == "host"][-1][1]
-        ops.append(hostlink.decode_line(line.strip())[0])
-    return {"stored": b.store.count, "ops": ops, "neighbours": len(b.nbr), "drops": sorted(b.drops.items())}
-
-
-SCENARIOS = ["scenario_line", "scenario_gate", "scenario_drill", "scenario_partition", "scenario_hostlink", "scenario_governance", "scenario_frame_in"]
+SCENARIOS = ["scenario_line", "scenario_gate", "scenario_drill", "scenario_partition", "scenario_hostlink", "scenario_governance"]

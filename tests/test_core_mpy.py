@@ -17,8 +17,6 @@ EXPECT = {
     "scenario_partition": lambda r: set(r["before"][0]) <= {0, 1} and set(r["before"][1]) <= {2, 3}
     and r["after"] == [[0, 1, 2, 3], [0, 1, 2, 3]],
     "scenario_hostlink": lambda r: r["n"] == 3 and r["more"] is False and r["texts"] == ["b0", "b1", "b2"],
-    "scenario_frame_in": lambda r: r == {"stored": 1, "ops": [0x88, 0x88, 0xFF, 0x88], "neighbours": 0,
-                                         "drops": [["duplicate", 1], ["version", 1]]},
     "scenario_governance": lambda r: r == {"rigged": "rigged draw", "before_quorum": "no mandate", "holder": True,
                                            "other": "no mandate", "expired": "no mandate"},
 }
