@@ -151,6 +151,18 @@ def test_channel_helpers():
     assert not bm.is_public_psk(psk)
 
 
+def test_group_keys_include_announced_epochs(grp):
+    from plexus.commands.bridge import group_keys
+
+    assert [k.epoch for k in group_keys(None)] == [0]
+    f = grp["home"] / "group.secret.json"
+    d = json.loads(f.read_text())
+    d["pending"] = [{"epoch": 1, "secret": "11" * 32, "rekey": "00" * 16}, {"epoch": "bad"}]
+    f.write_text(json.dumps(d))
+    keys = group_keys(None)
+    assert [k.epoch for k in keys] == [1, 0] and keys[-1].k_enc == pframe.GroupKey(grp["secret"], 0).k_enc
+
+
 # ---- against the emulated radios
 
 

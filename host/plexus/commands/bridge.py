@@ -40,6 +40,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_json(p)
 
 
+def group_keys(group: str | None) -> list:
+    """The group keys a bridge opens frames with: secrets of epochs a rekey has announced ("pending" in the
+    secret file, receive only) first, then the current one, which seals what the bridge sends."""
+    import json
+
+    from plexwire.frame import GroupKey
+
+    secret, epoch = groupcfg.load_secret(group)
+    keys = []
+    try:
+        doc = json.loads(groupcfg.secret_path(groupcfg.group_path(group)).read_text())
+        for p in doc.get("pending", []) if isinstance(doc, dict) else []:
+            try:
+                e = int(p["epoch"])
+                if e != epoch:
+                    keys.append(GroupKey(bytes.fromhex(p["secret"]), e))
+            except (KeyError, TypeError, ValueError):
+                continue
+    except (OSError, ValueError):
+        pass
+    return keys + [GroupKey(secret, epoch)]
+
+
 def _first_then(iface: Any, connect: Any) -> Any:
     """A connector that hands out an already open interface once, then opens new ones."""
     box = [iface]
@@ -54,8 +77,6 @@ def _first_then(iface: Any, connect: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from plexwire.frame import GroupKey
-
     from plexus.client import HostLinkClient
     from plexus.commands.ledger import open_ledger
 
@@ -77,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             except bridgemod.BridgeError as e:
                 raise UserError(str(e)) from None
             roster = groupcfg.load_roster(args.group)
-            secret, epoch = groupcfg.load_secret(args.group)
+            keys = group_keys(args.group)
             led = open_ledger(args)
             if args.gateway:
                 node = HostLinkClient(args.gateway, timeout=3.0)
@@ -104,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                     say("on the other bridges: plexus bridge meshtastic ... --join-channel %s"
                         % bridgemod.channel_spec(name, psk))
                 connect = _first_then(iface, connect)
-            br = bridgemod.MeshtasticBridge(connect, [GroupKey(secret, epoch)], ledger=led, channel_index=index,
+            br = bridgemod.MeshtasticBridge(connect, keys, ledger=led, channel_index=index,
                                             hop_limit=args.hop_limit, node=node, heartbeat_s=args.heartbeat,
                                             min_gap_s=args.min_gap, send_existing=args.send_existing, repeat=args.repeat,
                                             log=lambda s: print("bridge: " + s, file=sys.stderr))
