@@ -1315,6 +1315,15 @@ class Node:
             if len(body) != 16:
                 raise ValueError("alert id is 16 bytes")
             return op | hostlink.REPLY, json.dumps(self.tally_json(body)).encode()
+        if op == hostlink.FRAME_IN:
+            # a frame from a bridge (SPEC s.7.2, s.12): handled as if heard, transmitter unknown (RLY 0), SNR 0 dB
+            if not frame.MIN_FRAME <= len(body) <= 255:
+                raise ValueError("a frame is 24..255 bytes")
+            fr = bytearray(body)
+            fr[3] = 0
+            fr[4] = 0
+            self.receive_frame(bytes(fr), 0, 0, now_ms)
+            return op | hostlink.REPLY, b""
         raise ValueError("unknown op")
 
 

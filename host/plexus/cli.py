@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drill": ("plexus.commands.drill", "alert drills: start (sign, post, watch receipts, store the report), report, confirm"),
     "node": ("plexus.virtual", "nodes: provision a board, or run a virtual one"),
     "sim": ("plexus.sim.cli", "simulate a mesh scenario with the real node core"),
+    "bridge": ("plexus.commands.bridge", "carry Plexus over other radios: meshtastic"),
     "demo": ("plexus.demo", "the town scenario end to end: bulletin, drill, ledger (what `make demo` runs)"),
 }
 
