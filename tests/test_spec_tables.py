@@ -237,3 +237,20 @@ if __name__ == "__main__":
     for block in (budget_table(), long_bulletin_table(), overhead_table()):
         print("\n".join(block))
         print()
+
+
+def test_event_lines_use_the_key_spec_names():
+    """SPEC s.7.2: an EVENT body is JSON {"type": name, ...}; the device app and the virtual node both emit it."""
+    import re
+
+    from plexnode import app
+    from plexus import virtual
+
+    key = re.search(r'\| EVENT \| - \(node to laptop\) \| JSON `\{"(\w+)": name', SPEC.read_text()).group(1)
+    ev = ("alert", {"id": bytes(16), "real": False, "text": "drill", "origin": "ab", "hops": 1})
+    for line in (app.event_line(ev), virtual.event_line(ev)):
+        op, req, body = hostlink.decode_line(line.strip())
+        assert op == hostlink.EVENT and req == 0
+        doc = json.loads(body)
+        assert doc[key] == "alert" and doc["id"] == "00" * 16
+    assert app.event_line(("display", {})) is None and virtual.event_line(("display", {})) is None
