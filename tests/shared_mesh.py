@@ -148,7 +148,7 @@ def scenario_drill(root):
     aid = m.nodes[0].start_drill("drill", 0)
     m.run(70000)
     m.nodes[3].confirm_alert(aid, m.now)
-    m.run(m.now + 60000)
+    m.run(m.now + 240000)  # "reached" receipts are held back 150 s (a press within the hold replaces them)
     t = m.nodes[0].tally_json(aid)["receipts"]
     return {"tally": sorted([[r["name"], r["state"], r["hops"]] for r in t])}
 

@@ -127,6 +127,7 @@ class Node:
         self.clock_votes = {}
         self.receipt_mode = cfg.get("receipts", "path")  # "path": back along the reverse path; "flood": the naive baseline
         self.beacons_sent = 0
+        self.reached_hold_ms = cfg.get("reached_hold_s", 150) * 1000
         self.receipts_seen = []
         self.receipts_taken = []
         self.bundles_seen = []
@@ -487,7 +488,7 @@ class Node:
             return True, mid
         if k == msg.RACK:
             if hdr is not None and (hdr.dst == self.short or hdr.dst == 0):
-                self._on_rack(m.f["ids"])
+                self._on_rack(m.f["ids"], hdr.rly)
             return True, mid
         if k >= msg.DIGEST:
             if self.sync is not None and hdr is not None and (hdr.dst == self.short or hdr.dst == 0):
@@ -499,7 +500,10 @@ class Node:
             return self._on_beacon_msg(m, mid, hdr, now_ms)
         if k == msg.RECEIPT and mid in self.receipts_seen:
             if hdr is not None:
-                self._ack_outbox(mid)
+                if hdr.dst != self.short:
+                    # overheard on its way on (our parent forwarding it): the implicit ack. A child's retry
+                    # addressed to us is no ack of our own copy.
+                    self._ack_outbox(mid, hdr.rly)
                 if hdr.dst == self.short:
                     self._rack_later(hdr.rly, mid)
                     if mid not in self.receipts_taken:
@@ -512,7 +516,7 @@ class Node:
             if p is not None and hdr is not None:
                 self._on_echo(p, hdr.rly)
             if k == msg.RECEIPT and hdr is not None:
-                self._ack_outbox(mid)
+                self._ack_outbox(mid, hdr.rly)
                 if hdr.dst == self.short:
                     self._rack_later(hdr.rly, mid)
             self._drop("duplicate")
@@ -807,7 +811,8 @@ class Node:
         air = self.airtime(len(inner) + frame.OVERHEAD) // 1000
         crowd = 2 + len(self.nbr)
         if state == msg.RECEIPT_REACHED:
-            wait = 2000 + self._rand(max(58000, 2 * crowd * air))
+            # held back first: most people press within the hold, and their confirmation replaces it
+            wait = self.reached_hold_ms + 2000 + self._rand(max(58000, 2 * crowd * air))
         else:
             wait = 500 + self._rand(max(4500, crowd * air // 2))
         self.outbox.append([inner, rid, aid, 0, now_ms + wait, False, 0])
@@ -877,16 +882,18 @@ class Node:
         if rid[:8] not in lst:
             lst.append(rid[:8])
 
-    def _on_rack(self, ids):
+    def _on_rack(self, ids, rly):
         for i in range(0, len(ids), 8):
-            self._ack_outbox_prefix(ids[i : i + 8])
+            self._ack_outbox_prefix(ids[i : i + 8], rly)
 
-    def _ack_outbox(self, rid):
-        self._ack_outbox_prefix(rid[:8])
+    def _ack_outbox(self, rid, rly):
+        self._ack_outbox_prefix(rid[:8], rly)
 
-    def _ack_outbox_prefix(self, p):
+    def _ack_outbox_prefix(self, p, rly):
+        # only the neighbour we handed the receipt to acknowledges it (by forwarding it, or by RACK): a RACK
+        # its other children hear, or a copy a child retries, says nothing about our own copy
         for o in self.outbox:
-            if o[1][:8] == p:
+            if o[1][:8] == p and o[6] and o[6] == rly:
                 o[5] = True
 
     def _flush_receipts(self, now_ms):
