@@ -95,7 +95,7 @@ class Node:
         self.slot_us = 5 * sym // 2 + 7600  # Meshtastic 2.7 slot: 2.5 symbols + 7.6 ms
         # demodulation SNR floor (SX1276 datasheet table 13: SF7 -7.5 dB ... SF12 -20 dB) + 5 dB margin
         self.snr_good = (-15 - 5 * (sf - 7)) // 2 + 5
-        self.cover_margin = cfg.get("cover_margin_db", 3)
+        self.cover_margin = cfg.get("cover_margin_db", 5)
         if self.router == ROUTER_MANAGED:
             self.hop_limit = cfg.get("hop_limit", 3)
         else:
@@ -350,8 +350,72 @@ class Node:
             return True
         for s in mine:
             if s not in covered:
+                return self._dyn_covered(tx.heard, mine)
+        return True
+
+    def _dyn_covered(self, heard, mine):
+        """The coverage condition with what we heard: the nodes heard sending it, joined by the neighbours
+        that outrank us (advertised degree, then short id) and hang together with them, will reach every
+        neighbour of ours; those neighbours forward unless pruned by the same rule, so we need not.
+        Works on the advertised lists as they are (bytes), without building sets: little heap on a device."""
+        nbr = self.nbr
+        for u in mine:
+            if nbr[u][2] is None:
+                return False
+        me_deg = len(mine)
+        reached = [h for h in heard if h in nbr and nbr[h][2] is not None]
+        if not reached:
+            return False
+        cand = []
+        for u in mine:
+            if u in reached:
+                continue
+            d = len(nbr[u][2]) // 2
+            if d > me_deg or (d == me_deg and u > self.short):
+                cand.append(u)
+        i = 0
+        while i < len(reached):
+            a = reached[i]
+            i += 1
+            la = nbr[a][2]
+            for b in cand:
+                if b not in reached and (_listed(la, b) or _listed(nbr[b][2], a)):
+                    reached.append(b)
+        for w in mine:
+            if w in reached:
+                continue
+            ok = False
+            for u in reached:
+                if _listed(nbr[u][2], w):
+                    ok = True
+                    break
+            if not ok:
                 return False
         return True
+
+    def _cover_delay(self, sender, snr, frame_len, now_ms):
+        """Coverage-ordered contention (after the Scalable Broadcast Algorithm): with the sender's neighbour
+        list (its BEACON) a node knows which of its own neighbours the sender already reached. Nothing new:
+        no relay at all (-1). Otherwise the more neighbours it alone can add, the sooner it relays, so the
+        nodes that matter go first and the others hear them and prune. None: no list, SNR order instead."""
+        e = self.nbr.get(sender)
+        if e is None or e[2] is None:
+            return None
+        mine = self.neighbours(now_ms)
+        if not mine:
+            return None
+        nb = e[2]
+        new = 0
+        for s in mine:
+            if s != sender and not _listed(nb, s):
+                new += 1
+        if new == 0:
+            return -1
+        air_ms = self.airtime(frame_len) // 1000
+        slot_ms = self.slot_us // 1000 + 1
+        # one new neighbour waits four airtimes, four or more one airtime; then up to six more at random, so
+        # that most relays hear an earlier one before their turn and can prune
+        return 4 * air_ms // min(new, 4) + self._rand(6 * air_ms + 1) + self._rand(9) * slot_ms
 
     def _suppress(self, now_ms):
         if self.suppress_cfg:
@@ -392,7 +456,9 @@ class Node:
                 return p
         return None
 
-    def _schedule_relay(self, fr, hdr, m, mid, snr, now_ms):
+    def _schedule_relay(self, fr, hdr, m, mid, snr, now_ms, hop_limit=0):
+        if hop_limit:  # a copy that came through sync (hop limit 0) flooded on with a fresh hop limit
+            hdr = frame.Header(hdr.epoch, hdr.net, hop_limit + 1, 0, hdr.rly, 0)
         if hdr.hop_limit == 0 or hdr.dst != 0 or not msg.is_flooded(m.kind):
             return
         t = m.time
@@ -401,7 +467,14 @@ class Node:
             return
         out = frame.relay_copy(fr, hdr.hop_limit - 1, min(hdr.hops + 1, 15), self.short, 0)
         prio = self._prio(m)
-        delay = self._relay_delay(snr, len(fr)) if m.kind != msg.ALERT else self._relay_delay(snr, 0)
+        delay = None
+        if self.router == ROUTER_PLEXUS and m.kind not in _UNPRUNED:
+            delay = self._cover_delay(hdr.rly, snr, len(fr), now_ms)
+            if delay is not None and delay < 0:
+                self.counters["cancelled"] += 1  # the sender's own neighbours already cover all of ours
+                return
+        if delay is None:
+            delay = self._relay_delay(snr, len(fr)) if m.kind != msg.ALERT else self._relay_delay(snr, 0)
         self._queue(out, prio, m.kind, mid, delay, now_ms, [hdr.rly] if hdr.rly else [], True)
 
     def _prio(self, m):
@@ -626,7 +699,15 @@ class Node:
                 pass
             elif hdr.dst == self.short and hdr.hop_limit == 0 and msg.is_flooded(k) and k != msg.RECEIPT:
                 # new to us through anti-entropy: flood it onward if it is still fresh (couriers, healed partitions)
-                if not (m.time and self.clock_base and self.now_s(now_ms) - m.time > _REPLAY_S):
+                age = self.now_s(now_ms) - m.time if (m.time and self.clock_base) else None
+                if age is not None and age > _REPLAY_S:
+                    pass
+                elif self.router == ROUTER_PLEXUS and age is not None and age < self.cfg.get("refl_age_s", 600):
+                    # signed minutes ago: it was just flooded around us and we alone missed it. The sync copy
+                    # was a broadcast the peer's neighbours heard too; relay it on (pruned as a relay) only
+                    # for neighbours of ours the peer does not reach
+                    self._schedule_relay(fr, hdr, m, mid, snr, now_ms, self.hop_limit)
+                else:
                     self._originate(inner, m, mid, now_ms)
             else:
                 self._schedule_relay(fr, hdr, m, mid, snr, now_ms)
@@ -639,9 +720,8 @@ class Node:
             self.sync.on_stored(mid, now_ms)
         self.gov.on_accept(m, mid, now_ms)
 
-    def _originate(self, inner, m, mid, now_ms, dst=0, hop_limit=None):
-        hl = self.hop_limit if hop_limit is None else hop_limit
-        fr = self._gk().seal(inner, hl, self.short, dst)
+    def _originate(self, inner, m, mid, now_ms):
+        fr = self._gk().seal(inner, self.hop_limit, self.short, 0)
         self._queue(fr, self._prio(m), m.kind, mid, self._rand(200), now_ms)
 
     # ------------------------------------------------------------------ long bulletins
@@ -1134,6 +1214,16 @@ class Node:
                 raise ValueError("alert id is 16 bytes")
             return op | hostlink.REPLY, json.dumps(self.tally_json(body)).encode()
         raise ValueError("unknown op")
+
+
+def _listed(nb, short):
+    """Is short id `short` in an advertised neighbour list (2 bytes each, big-endian)?"""
+    hi = short >> 8
+    lo = short & 255
+    for i in range(0, len(nb), 2):
+        if nb[i] == hi and nb[i + 1] == lo:
+            return True
+    return False
 
 
 def _hex(b):
