@@ -209,8 +209,9 @@ class Node:
             e[1] = (e[1] * 3 + snr) / 4
 
     def neighbours(self, now_ms):
-        """Fresh neighbours over usable links (smoothed SNR at least 2 dB above the demodulation floor):
-        the set relay pruning must cover, and the list a beacon advertises."""
+        """Fresh neighbours (heard in the last 30 min) over links whose smoothed SNR is at least the
+        demodulation floor (snr_good is floor + 5 dB, cover_margin_db 5): the set relay pruning must cover,
+        and the list a beacon advertises."""
         floor = self.snr_good - self.cover_margin
         return [s for s in self.nbr if now_ms - self.nbr[s][0] < _NBR_FRESH_MS and self.nbr[s][1] >= floor]
 
@@ -397,20 +398,25 @@ class Node:
         """Coverage-ordered contention (after the Scalable Broadcast Algorithm): with the sender's neighbour
         list (its BEACON) a node knows which of its own neighbours the sender already reached. Nothing new:
         no relay at all (-1). Otherwise the more neighbours it alone can add, the sooner it relays, so the
-        nodes that matter go first and the others hear them and prune. None: no list, SNR order instead."""
-        e = self.nbr.get(sender)
-        if e is None or e[2] is None:
-            return None
+        nodes that matter go first and the others hear them and prune. None: no list (SNR order instead),
+        unless our table is full: in a crowd larger than the table an unknown sender is the rule."""
         mine = self.neighbours(now_ms)
         if not mine:
             return None
-        nb = e[2]
-        new = 0
-        for s in mine:
-            if s != sender and not _listed(nb, s):
-                new += 1
-        if new == 0:
-            return -1
+        e = self.nbr.get(sender)
+        if e is None or e[2] is None:
+            if len(self.nbr) < _NBR_MAX:
+                return None  # no BEACON from the sender yet: SNR order
+            # a crowd larger than our neighbour table, sender not in it: no claim to go early
+            new = 1
+        else:
+            nb = e[2]
+            new = 0
+            for s in mine:
+                if s != sender and not _listed(nb, s):
+                    new += 1
+            if new == 0:
+                return -1
         air_ms = self.airtime(frame_len) // 1000
         slot_ms = self.slot_us // 1000 + 1
         # one new neighbour waits four airtimes, four or more one airtime; then up to six more at random, so
