@@ -53,7 +53,7 @@ def run(seeds: int) -> tuple[list[dict], dict]:
             rows.append({
                 "scenario": sc_name, "router": router, "nodes": ms[0]["nodes"], "cds": ms[0]["cds_lower_bound"],
                 "delivery_mean": statistics.mean(dr), "delivery_min": min(dr),
-                "tx_per_bulletin": statistics.mean(tpb),
+                "tx_per_bulletin": statistics.mean(tpb), "per_seed": tpb,
                 "tx_per_delivered_pair": sum(content) / max(1, sum(pairs)),
                 "airtime_s": statistics.mean(m["airtime_s_total"] for m in ms),
                 "duty_violations": sum(m["duty_cycle_violations"] for m in ms),
@@ -123,14 +123,17 @@ def targets(rows: list[dict]) -> list[str]:
         "lower count delivers %.0f %% (its hop limit 3 stops the flood). On the `courier` the two neighbourhoods have no "
         "radio link: a bulletin needs its first flood, at least one sync copy carried across by the courier and a flood "
         "on the far side (plus the courier's own copy when it was out of range), about 3 frames at the very least, against "
-        "managed's 2 that never cross (delivery %.3f); the measured surplus is concurrent sync sessions sending the same "
-        "message to one node (sync.py, outside this change)." % (
+        "managed's 2 that never cross (delivery %.3f). Per seed plexus sends %s: the surplus in the bad seeds is "
+        "concurrent sync sessions sending the same message to one node (sync.py, outside this change) and the courier's "
+        "neighbour list, still naming nodes it has left behind, pruning a relay that was needed." % (
             by[("line", "plexus")]["cds"], by[("line", "plexus")]["nodes"], by[("line", "plexus")]["cds"] + 1,
             (by[("line", "plexus")]["cds"] + 1) / by[("line", "flood")]["tx_per_bulletin"],
-            100 * by[("line", "managed")]["delivery_mean"], by[("courier", "managed")]["delivery_mean"]),
+            100 * by[("line", "managed")]["delivery_mean"], by[("courier", "managed")]["delivery_mean"],
+            ", ".join("%.2f" % x for x in by[("courier", "plexus")]["per_seed"])),
         "",
         "What the relay rule does (SPEC.md s.9.2): a node with the sender's BEACON neighbour list relays only if it "
         "reaches neighbours the sender did not, the ones adding most go first over a spread of several airtimes, and "
+        "a sender unknown to a node whose neighbour table is full (a crowd, the festival) gives no claim to go early; "
         "a pending relay is cancelled by the coverage condition (the transmitters heard plus the outranking neighbours "
         "linked to them cover every neighbour) or by two copies heard. A copy a node got through sync minutes after "
         "it was signed is relayed on under the same rules (the peer's neighbours overheard it) instead of re-flooded. "
