@@ -726,8 +726,9 @@ class Node:
             self.sync.on_stored(mid, now_ms)
         self.gov.on_accept(m, mid, now_ms)
 
-    def _originate(self, inner, m, mid, now_ms):
-        fr = self._gk().seal(inner, self.hop_limit, self.short, 0)
+    def _originate(self, inner, m, mid, now_ms, dst=0, hop_limit=None):
+        hl = self.hop_limit if hop_limit is None else hop_limit
+        fr = self._gk().seal(inner, hl, self.short, dst)
         self._queue(fr, self._prio(m), m.kind, mid, self._rand(200), now_ms)
 
     # ------------------------------------------------------------------ long bulletins
