@@ -8,6 +8,8 @@ own signed receipt, side by side on the same scenario, seeds and core. Writes `#
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import statistics
 from pathlib import Path
 
@@ -26,7 +28,18 @@ def factory(mode):
     return make
 
 
-def measure(scenario: str, mode: str, seed: int) -> dict:
+def everyone_presses(scenario: str) -> dict:
+    """The same scenario with every holder pressing (prob 1.0, same delays): the direct test of
+    "confirmations from 95 % of the reachable nodes", which the scenario's 0.9 caps at ~90 %."""
+    raw = json.loads((ROOT / "host" / "plexus" / "sim" / "scenarios" / (scenario + ".json")).read_text())
+    raw = copy.deepcopy(raw)
+    for it in raw["traffic"]:
+        if it["type"] == "drill":
+            it["confirm"] = dict(it.get("confirm") or {}, prob=1.0)
+    return raw
+
+
+def measure(scenario, mode: str, seed: int) -> dict:
     r = run_scenario(scenario, "plexus", seed, node_factory=factory(mode))
     per_node = []
     for evs in r.events.values():
@@ -57,28 +70,41 @@ def main() -> int:
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args()
     res = {}
-    for mode in ("path", "flood"):
-        runs = [measure(a.scenario, mode, s) for s in range(1, a.seeds + 1)]
-        res[mode] = {k: statistics.mean(x[k] for x in runs) for k in runs[0]}
-    ratio = res["path"]["receipt_airtime_mean_s"] / res["flood"]["receipt_airtime_mean_s"]
+    variants = [("path", a.scenario, "0.9"), ("flood", a.scenario, "0.9"),
+                ("path", everyone_presses(a.scenario), "1.0"), ("flood", everyone_presses(a.scenario), "1.0")]
+    for mode, sc, prob in variants:
+        runs = [measure(sc, mode, s) for s in range(1, a.seeds + 1)]
+        res[(mode, prob)] = {k: statistics.mean(x[k] for x in runs) for k in runs[0]}
+    ratio = res[("path", "0.9")]["receipt_airtime_mean_s"] / res[("flood", "0.9")]["receipt_airtime_mean_s"]
+    ratio1 = res[("path", "1.0")]["receipt_airtime_mean_s"] / res[("flood", "1.0")]["receipt_airtime_mean_s"]
     lines = [
         "## Drill receipts (issue 6)",
         "",
         "Command: `.venv/bin/python bench/drill_bench.py --seeds %d --write` (scenario `%s`, LongFast, EU_868 10 %%, the "
         "real core; receipts=path is what ships, receipts=flood the naive baseline: every node floods its own signed "
-        "receipt; same seeds; means over seeds). Receipt airtime counts RECEIPT, BUNDLE and RACK frames." % (a.seeds, a.scenario),
+        "receipt; same seeds; means over seeds). Receipt airtime counts RECEIPT, BUNDLE and RACK frames. press prob 0.9 "
+        "is the scenario as bundled (holders press after 10-120 s with probability 0.9); 1.0 the same with every "
+        "holder pressing, the direct test of the 95 %% target." % (a.seeds, a.scenario),
         "",
-        "| receipts | receipt airtime per node, mean s | max node s | confirmations back within 5 min / reachable | / pressed | ack ratio (any time) |",
-        "|---|---|---|---|---|---|",
+        "| receipts | press prob | receipt airtime per node, mean s | max node s | confirmations back within 5 min / reachable | / pressed | ack ratio (any time) |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for mode in ("path", "flood"):
-        x = res[mode]
-        lines.append("| %s | %.2f | %.2f | %.3f | %.3f | %.3f |" % (mode, x["receipt_airtime_mean_s"], x["receipt_airtime_max_s"],
-                                                              x["confirmed_5min_of_reachable"], x["confirmed_5min_of_pressed"],
-                                                              x["ack_ratio"]))
-    lines += ["", "Receipt airtime per node, path / naive: **%.2f** (target <= 0.33). Confirmations within 5 minutes: "
-              "target 95 %% of the reachable nodes (the scenario's holders press with probability 0.9 after 10-120 s, so at most "
-              "~90 %% can confirm; the / pressed column is the share of those who pressed)." % ratio, ""]
+    for mode, _, prob in variants:
+        x = res[(mode, prob)]
+        lines.append("| %s | %s | %.2f | %.2f | %.3f | %.3f | %.3f |" % (mode, prob, x["receipt_airtime_mean_s"], x["receipt_airtime_max_s"],
+                                                                 x["confirmed_5min_of_reachable"], x["confirmed_5min_of_pressed"],
+                                                                 x["ack_ratio"]))
+    lines += ["", "Receipt airtime per node, path / naive: **%.2f** with the bundled scenario, %.2f with everyone pressing "
+              "(target <= 0.33). Confirmations within 5 minutes: target 95 %% of the reachable nodes: %.3f with everyone "
+              "pressing; with the bundled 0.9 press rate at most ~90 %% can confirm, so the / pressed column is the one to "
+              "read there (%.3f)." % (ratio, ratio1, res[("path", "1.0")]["confirmed_5min_of_reachable"],
+                                      res[("path", "0.9")]["confirmed_5min_of_pressed"]),
+              "",
+              "What makes it: \"reached\" receipts are held back 150 s and dropped when the holder presses first (a "
+              "confirmation implies reached), so most nodes send one signed receipt instead of two; and a receipt counts "
+              "as acknowledged only when the neighbour it was handed to forwards it or RACKs it (before, a child's retry "
+              "or another child's RACK heard in passing silently acknowledged a relay's own copy, and receipts were lost "
+              "upstream). Receipts stay individually signed (SPEC.md s.9.4): no weaker aggregated form was needed.", ""]
     text = "\n".join(lines)
     print(text)
     if a.write:

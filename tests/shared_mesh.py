@@ -149,7 +149,7 @@ def scenario_drill(root):
     aid = m.nodes[0].start_drill("drill", 0)
     m.run(70000)
     m.nodes[3].confirm_alert(aid, m.now)
-    m.run(m.now + 60000)
+    m.run(m.now + 240000)  # "reached" receipts are held back 150 s (a press within the hold replaces them)
     t = m.nodes[0].tally_json(aid)["receipts"]
     return {"tally": sorted([[r["name"], r["state"], r["hops"]] for r in t])}
 
@@ -337,7 +337,7 @@ def scenario_rekey(root):
     m.run(m.now + 60000)
     out["epochs"] = [nd.epoch for nd in m.nodes]
     b = m.nodes[1].post_bulletin("new key", m.now)
-    m.run(m.now + 60000)
+    m.run(m.now + 120000)  # a collision with n0 may cost a minute: then n0 fetches it by sync
     out["bulletin"] = m.holders(b)
     for a, c in ((0, 2), (1, 2)):
         m.links[(a, c)] = True

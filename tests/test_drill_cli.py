@@ -54,6 +54,7 @@ class LineMesh:
                 time_s=plexus_time(),
             )
             vn.core.rng = QuickRng(i)
+            vn.core.reached_hold_ms = 0  # "reached" receipts are held back 150 s by default; this test runs in real time
             self.nodes.append(vn)
         self.sent = [0] * len(self.nodes)
         self.running = True

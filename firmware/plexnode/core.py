@@ -115,7 +115,7 @@ class Node:
         self.slot_us = 5 * sym // 2 + 7600  # Meshtastic 2.7 slot: 2.5 symbols + 7.6 ms
         # demodulation SNR floor (SX1276 datasheet table 13: SF7 -7.5 dB ... SF12 -20 dB) + 5 dB margin
         self.snr_good = (-15 - 5 * (sf - 7)) // 2 + 5
-        self.cover_margin = cfg.get("cover_margin_db", 3)
+        self.cover_margin = cfg.get("cover_margin_db", 5)
         if self.router == ROUTER_MANAGED:
             self.hop_limit = cfg.get("hop_limit", 3)
         else:
@@ -147,6 +147,7 @@ class Node:
         self.clock_votes = {}
         self.receipt_mode = cfg.get("receipts", "path")  # "path": back along the reverse path; "flood": the naive baseline
         self.beacons_sent = 0
+        self.reached_hold_ms = cfg.get("reached_hold_s", 150) * 1000
         self.receipts_seen = []
         self.receipts_taken = []
         self.bundles_seen = []
@@ -229,8 +230,9 @@ class Node:
             e[1] = (e[1] * 3 + snr) / 4
 
     def neighbours(self, now_ms):
-        """Fresh neighbours over usable links (smoothed SNR at least 2 dB above the demodulation floor):
-        the set relay pruning must cover, and the list a beacon advertises."""
+        """Fresh neighbours (heard in the last 30 min) over links whose smoothed SNR is at least the
+        demodulation floor (snr_good is floor + 5 dB, cover_margin_db 5): the set relay pruning must cover,
+        and the list a beacon advertises."""
         floor = self.snr_good - self.cover_margin
         return [s for s in self.nbr if now_ms - self.nbr[s][0] < _NBR_FRESH_MS and self.nbr[s][1] >= floor]
 
@@ -374,8 +376,77 @@ class Node:
             return True
         for s in mine:
             if s not in covered:
+                return self._dyn_covered(tx.heard, mine)
+        return True
+
+    def _dyn_covered(self, heard, mine):
+        """The coverage condition with what we heard: the nodes heard sending it, joined by the neighbours
+        that outrank us (advertised degree, then short id) and hang together with them, will reach every
+        neighbour of ours; those neighbours forward unless pruned by the same rule, so we need not.
+        Works on the advertised lists as they are (bytes), without building sets: little heap on a device."""
+        nbr = self.nbr
+        for u in mine:
+            if nbr[u][2] is None:
+                return False
+        me_deg = len(mine)
+        reached = [h for h in heard if h in nbr and nbr[h][2] is not None]
+        if not reached:
+            return False
+        cand = []
+        for u in mine:
+            if u in reached:
+                continue
+            d = len(nbr[u][2]) // 2
+            if d > me_deg or (d == me_deg and u > self.short):
+                cand.append(u)
+        i = 0
+        while i < len(reached):
+            a = reached[i]
+            i += 1
+            la = nbr[a][2]
+            for b in cand:
+                if b not in reached and (_listed(la, b) or _listed(nbr[b][2], a)):
+                    reached.append(b)
+        for w in mine:
+            if w in reached:
+                continue
+            ok = False
+            for u in reached:
+                if _listed(nbr[u][2], w):
+                    ok = True
+                    break
+            if not ok:
                 return False
         return True
+
+    def _cover_delay(self, sender, snr, frame_len, now_ms):
+        """Coverage-ordered contention (after the Scalable Broadcast Algorithm): with the sender's neighbour
+        list (its BEACON) a node knows which of its own neighbours the sender already reached. Nothing new:
+        no relay at all (-1). Otherwise the more neighbours it alone can add, the sooner it relays, so the
+        nodes that matter go first and the others hear them and prune. None: no list (SNR order instead),
+        unless our table is full: in a crowd larger than the table an unknown sender is the rule."""
+        mine = self.neighbours(now_ms)
+        if not mine:
+            return None
+        e = self.nbr.get(sender)
+        if e is None or e[2] is None:
+            if len(self.nbr) < _NBR_MAX:
+                return None  # no BEACON from the sender yet: SNR order
+            # a crowd larger than our neighbour table, sender not in it: no claim to go early
+            new = 1
+        else:
+            nb = e[2]
+            new = 0
+            for s in mine:
+                if s != sender and not _listed(nb, s):
+                    new += 1
+            if new == 0:
+                return -1
+        air_ms = self.airtime(frame_len) // 1000
+        slot_ms = self.slot_us // 1000 + 1
+        # one new neighbour waits four airtimes, four or more one airtime; then up to six more at random, so
+        # that most relays hear an earlier one before their turn and can prune
+        return 4 * air_ms // min(new, 4) + self._rand(6 * air_ms + 1) + self._rand(9) * slot_ms
 
     def _suppress(self, now_ms):
         if self.suppress_cfg:
@@ -416,7 +487,9 @@ class Node:
                 return p
         return None
 
-    def _schedule_relay(self, fr, hdr, m, mid, snr, now_ms):
+    def _schedule_relay(self, fr, hdr, m, mid, snr, now_ms, hop_limit=0):
+        if hop_limit:  # a copy that came through sync (hop limit 0) flooded on with a fresh hop limit
+            hdr = frame.Header(hdr.epoch, hdr.net, hop_limit + 1, 0, hdr.rly, 0)
         if hdr.hop_limit == 0 or hdr.dst != 0 or not msg.is_flooded(m.kind):
             return
         t = m.time
@@ -425,7 +498,14 @@ class Node:
             return
         out = frame.relay_copy(fr, hdr.hop_limit - 1, min(hdr.hops + 1, 15), self.short, 0)
         prio = self._prio(m)
-        delay = self._relay_delay(snr, len(fr)) if m.kind != msg.ALERT else self._relay_delay(snr, 0)
+        delay = None
+        if self.router == ROUTER_PLEXUS and m.kind not in _UNPRUNED:
+            delay = self._cover_delay(hdr.rly, snr, len(fr), now_ms)
+            if delay is not None and delay < 0:
+                self.counters["cancelled"] += 1  # the sender's own neighbours already cover all of ours
+                return
+        if delay is None:
+            delay = self._relay_delay(snr, len(fr)) if m.kind != msg.ALERT else self._relay_delay(snr, 0)
         self._queue(out, prio, m.kind, mid, delay, now_ms, [hdr.rly] if hdr.rly else [], True)
 
     def _prio(self, m):
@@ -518,7 +598,7 @@ class Node:
             return True, mid
         if k == msg.RACK:
             if hdr is not None and (hdr.dst == self.short or hdr.dst == 0):
-                self._on_rack(m.f["ids"])
+                self._on_rack(m.f["ids"], hdr.rly)
             return True, mid
         if k >= msg.DIGEST:
             if self.sync is not None and hdr is not None and (hdr.dst == self.short or hdr.dst == 0):
@@ -530,7 +610,10 @@ class Node:
             return self._on_beacon_msg(m, mid, hdr, now_ms)
         if k == msg.RECEIPT and mid in self.receipts_seen:
             if hdr is not None:
-                self._ack_outbox(mid)
+                if hdr.dst != self.short:
+                    # overheard on its way on (our parent forwarding it): the implicit ack. A child's retry
+                    # addressed to us is no ack of our own copy.
+                    self._ack_outbox(mid, hdr.rly)
                 if hdr.dst == self.short:
                     self._rack_later(hdr.rly, mid)
                     if mid not in self.receipts_taken:
@@ -543,7 +626,7 @@ class Node:
             if p is not None and hdr is not None:
                 self._on_echo(p, hdr.rly)
             if k == msg.RECEIPT and hdr is not None:
-                self._ack_outbox(mid)
+                self._ack_outbox(mid, hdr.rly)
                 if hdr.dst == self.short:
                     self._rack_later(hdr.rly, mid)
             self._drop("duplicate")
@@ -658,14 +741,21 @@ class Node:
                 pass
             elif hdr.dst == self.short and hdr.hop_limit == 0 and msg.is_flooded(k) and k != msg.RECEIPT:
                 # new to us through anti-entropy: flood it onward if it is still fresh (couriers, healed partitions)
-                if not (m.time and self.clock_base and self.now_s(now_ms) - m.time > _REPLAY_S):
-                    r = self.reasm.get(mid) if msg.has_tail(k) and not extra else None
-                    if r is not None:
-                        # header without its fragments: flood the whole thing once it is complete (flooding the
-                        # header now would make this radio deaf to the fragments that follow it)
-                        r[3] = True
-                    else:
-                        self._originate(inner, m, mid, now_ms)
+                age = self.now_s(now_ms) - m.time if (m.time and self.clock_base) else None
+                r = self.reasm.get(mid) if msg.has_tail(k) and not extra else None
+                if age is not None and age > _REPLAY_S:
+                    pass
+                elif r is not None:
+                    # header without its fragments: flood the whole thing once it is complete (flooding the
+                    # header now would make this radio deaf to the fragments that follow it)
+                    r[3] = True
+                elif self.router == ROUTER_PLEXUS and age is not None and age < self.cfg.get("refl_age_s", 600):
+                    # signed minutes ago: it was just flooded around us and we alone missed it. The sync copy
+                    # was a broadcast the peer's neighbours heard too; relay it on (pruned as a relay) only
+                    # for neighbours of ours the peer does not reach
+                    self._schedule_relay(fr, hdr, m, mid, snr, now_ms, self.hop_limit)
+                else:
+                    self._originate(inner, m, mid, now_ms)
             else:
                 self._schedule_relay(fr, hdr, m, mid, snr, now_ms)
         elif hdr is None:
@@ -996,7 +1086,8 @@ class Node:
         air = self.airtime(len(inner) + frame.OVERHEAD) // 1000
         crowd = 2 + len(self.nbr)
         if state == msg.RECEIPT_REACHED:
-            wait = 2000 + self._rand(max(58000, 2 * crowd * air))
+            # held back first: most people press within the hold, and their confirmation replaces it
+            wait = self.reached_hold_ms + 2000 + self._rand(max(58000, 2 * crowd * air))
         else:
             wait = 500 + self._rand(max(4500, crowd * air // 2))
         self.outbox.append([inner, rid, aid, 0, now_ms + wait, False, 0])
@@ -1066,16 +1157,18 @@ class Node:
         if rid[:8] not in lst:
             lst.append(rid[:8])
 
-    def _on_rack(self, ids):
+    def _on_rack(self, ids, rly):
         for i in range(0, len(ids), 8):
-            self._ack_outbox_prefix(ids[i : i + 8])
+            self._ack_outbox_prefix(ids[i : i + 8], rly)
 
-    def _ack_outbox(self, rid):
-        self._ack_outbox_prefix(rid[:8])
+    def _ack_outbox(self, rid, rly):
+        self._ack_outbox_prefix(rid[:8], rly)
 
-    def _ack_outbox_prefix(self, p):
+    def _ack_outbox_prefix(self, p, rly):
+        # only the neighbour we handed the receipt to acknowledges it (by forwarding it, or by RACK): a RACK
+        # its other children hear, or a copy a child retries, says nothing about our own copy
         for o in self.outbox:
-            if o[1][:8] == p:
+            if o[1][:8] == p and o[6] and o[6] == rly:
                 o[5] = True
 
     def _flush_receipts(self, now_ms):
@@ -1325,6 +1418,16 @@ class Node:
             self.receive_frame(bytes(fr), 0, 0, now_ms)
             return op | hostlink.REPLY, b""
         raise ValueError("unknown op")
+
+
+def _listed(nb, short):
+    """Is short id `short` in an advertised neighbour list (2 bytes each, big-endian)?"""
+    hi = short >> 8
+    lo = short & 255
+    for i in range(0, len(nb), 2):
+        if nb[i] == hi and nb[i + 1] == lo:
+            return True
+    return False
 
 
 def _hex(b):
