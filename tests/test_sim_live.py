@@ -154,3 +154,57 @@ def test_cli_mistakes_are_one_line(capsys):
     assert err.count("\n") == 1 and "no simulator" in err
     assert main(["node", "virtual", "--sim", "127.0.0.1:x"]) != 0
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_the_whole_flow_with_the_real_commands(tmp_path, monkeypatch, capsys):
+    """`plexus sim --realtime --listen` and `plexus node virtual --sim` as processes, the laptop CLI in between."""
+    import json
+    import os
+    import re
+    import subprocess
+    import sys
+
+    raw = {"name": "cli-line", "duration_s": 100, "seed": 3, "modem": "LONG_FAST", "region": "EU_868",
+           "board": "heltec_v3", "radio": {"path_loss_exponent": 3.5, "shadowing_db": 0.0},
+           "nodes": [{"name": "a", "pos": [0, 0]}, {"name": "b", "pos": [3000, 0]}],
+           "traffic": [{"type": "bulletin", "t": 3, "node": "b", "text": "from the simulated mesh"}]}
+    scen = tmp_path / "cli-line.json"
+    scen.write_text(json.dumps(raw))
+    home = tmp_path / "home"
+    env = dict(os.environ, PLEXUS_HOME=str(home))
+    sim = subprocess.Popen([sys.executable, "-m", "plexus", "sim", str(scen), "--realtime", "--speed", str(SPEED),
+                            "--listen", "127.0.0.1:0", "--home", str(home), "--json"],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    vn = None
+    try:
+        line = sim.stderr.readline()
+        m = re.search(r"listening on ([\d.]+:\d+)", line)
+        assert m, line
+        vn = subprocess.Popen([sys.executable, "-m", "plexus", "node", "virtual", "--sim", m.group(1), "--at=-1000,0",
+                               "--name", "laptop"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = vn.stdout.readline()
+        port = re.search(r" on (/dev/\S+),", first)
+        assert port, first + vn.stderr.read()
+        monkeypatch.setenv("PLEXUS_HOME", str(home))
+        assert main(["post", "from the laptop", "--port", port.group(1), "--as", "assembly"]) == 0
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            capsys.readouterr()
+            assert main(["ledger", "sync", "--port", port.group(1)]) == 0
+            assert main(["ledger", "show", "--json"]) == 0
+            if "from the simulated mesh" in capsys.readouterr().out:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the simulated node's bulletin never reached the virtual node")
+        out, err = sim.communicate(timeout=30)  # the run ends after 100 simulated seconds
+        assert sim.returncode == 0, err
+        metrics = json.loads(out)
+        assert metrics["per_node"]["laptop"]["tx"] >= 1 and metrics["per_node"]["laptop"]["rx"] >= 1
+        assert metrics["nodes"] == 3 and metrics["delivery_ratio"] == 1.0
+        assert vn.wait(timeout=10) == 0 and "the simulation ended" in vn.stdout.read()
+    finally:
+        for p in (sim, vn):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()

@@ -315,7 +315,7 @@ def add_arguments(p) -> None:
     p.add_argument("--store", help="message store file (default: $PLEXUS_HOME/nodes/NAME.log; with --sim a new temporary one)")
     p.add_argument("--sim", metavar="HOST:PORT", help="join a running `plexus sim --realtime --listen HOST:PORT` "
                    "(its group and clock; the node's radio is a place in the simulated mesh)")
-    p.add_argument("--at", metavar="X,Y", help="with --sim: position in metres in the scenario's plane (default 0,0)")
+    p.add_argument("--at", metavar="X,Y", help="with --sim: position in metres in the scenario's plane (default 0,0; negative: --at=-500,0)")
     p.add_argument("--link", metavar="NODE:RSSI", action="append",
                    help="with --sim: a link to a simulated node instead of a position (repeat it)")
 

@@ -108,15 +108,17 @@ def _live(args: argparse.Namespace, sc: dict) -> Any:
         raise ValueError("--speed must be positive")
     listen = live.parse_address(args.listen) if args.listen else None
 
+    out = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the metrics
+
     def on_start(eng: Any) -> None:
         if eng.address is None:
-            print("plexus sim: %s in real time (x%g)" % (sc["name"], eng.speed), flush=True)
+            print("plexus sim: %s in real time (x%g)" % (sc["name"], eng.speed), file=out, flush=True)
             return
         info = live.write_home(args.home or tempfile.mkdtemp(prefix="plexus-simhome-"))
         host, port = eng.address
-        print("plexus sim: %s in real time (x%g), listening on %s:%d" % (sc["name"], eng.speed, host, port))
-        print("  export PLEXUS_HOME=%s   # the simulation's group; member key 'assembly'" % info["home"])
-        print("  plexus node virtual --sim %s:%d --at X,Y" % (host, port), flush=True)
+        print("plexus sim: %s in real time (x%g), listening on %s:%d" % (sc["name"], eng.speed, host, port), file=out)
+        print("  export PLEXUS_HOME=%s   # the simulation's group; member key 'assembly'" % info["home"], file=out)
+        print("  plexus node virtual --sim %s:%d --at X,Y" % (host, port), file=out, flush=True)
 
     return functools.partial(live.LiveEngine, speed=args.speed, listen=listen, on_start=on_start)
 
