@@ -1,7 +1,10 @@
 """The laptop ledger: every signed record the group produced, verified, in an append-only hash chain.
 
 Storage: one SQLite file (default ``$PLEXUS_HOME/ledger.sqlite``, i.e. ``~/.local/share/plexus/ledger.sqlite``;
-``--ledger`` overrides), WAL journal, ``synchronous=FULL``.
+``--ledger`` overrides), WAL journal, ``synchronous=FULL``. (``NORMAL`` would survive a killed process just as
+well, since a committed transaction is in the WAL file once written, but not a power cut or OS crash before the
+next checkpoint; it saves one fsync per commit, which measured nothing for a big ingest or a SYNC round, so the
+ledger keeps FULL.)
 
 Tables::
 
@@ -24,6 +27,10 @@ kind may carry extra bytes. Records already present (same id) are skipped, so in
 
 ``records`` rows are never updated or deleted (triggers refuse it); ``verify`` re-checks every signature,
 the chain links and the copied columns, and names the first bad row.
+
+Big batches are checked in worker processes (`WorkerPool`: all started at once, one pipe each, chunks of
+packed records in, verdicts out, in order) while this process extends the chain and inserts the previous chunk;
+nothing is inserted before its verdict, and the chain is computed here, in order, in the one transaction.
 
 A SYNC round commits its records and the node's cursor in one transaction, so killing the process at any
 moment loses nothing and duplicates nothing: the next sync resumes from the last committed cursor.
@@ -570,18 +577,19 @@ class Ledger:
         return self._pool
 
     def _run(self, tasks: list[tuple], window: int) -> Iterable[tuple[int, Any]]:
-        """(index, result) for every task, in task order, at most `window` in flight. If the caller stops early
+        """(index, result) for every task, in task order, at most `window` in the workers. If the caller stops early
         the in-flight results are drained; if anything fails the pool is closed (the next use starts a new one)."""
         pool = self.pool()
         done: dict[int, Any] = {}
         ticket_of: dict[int, int] = {}
         nxt = 0
+        ahead = 4 * window  # results held back for order: a slow task does not leave the other workers idle
         try:
             for k in range(len(tasks)):
-                while nxt < len(tasks) and nxt - k < window:
-                    ticket_of[pool.submit(tasks[nxt])] = nxt
-                    nxt += 1
                 while k not in done:
+                    while nxt < len(tasks) and pool.outstanding() < window and nxt - k < ahead:
+                        ticket_of[pool.submit(tasks[nxt])] = nxt
+                        nxt += 1
                     for t, r in pool.collect():
                         done[ticket_of.pop(t)] = r
                 yield k, done.pop(k)
