@@ -21,7 +21,7 @@ def _line(duration=400, links=False):
     raw = {"name": "mini", "duration_s": duration, "seed": 3, "modem": "LONG_FAST", "region": "EU_868", "board": "heltec_v3",
            "radio": {"path_loss_exponent": 3.5, "shadowing_db": 0.0},
            "nodes": [{"name": "a", "pos": [0, 0]}, {"name": "b", "pos": [3000, 0]}, {"name": "c", "pos": [6000, 0]}],
-           "traffic": [{"type": "bulletin", "t": 5, "node": "c", "text": "posted inside the sim"}]}
+           "traffic": [{"type": "bulletin", "t": 40, "node": "c", "text": "posted inside the sim"}]}  # after the joins
     if links:
         for n in raw["nodes"]:
             del n["pos"]
@@ -45,7 +45,7 @@ class LiveSim:
         self.thread.start()
         assert self.ready.wait(30)
 
-    def wait_sim(self, t_s, timeout=20.0):
+    def wait_sim(self, t_s, timeout=40.0):
         end = time.monotonic() + timeout
         while self.eng.now < t_s * 1e6 and time.monotonic() < end:
             time.sleep(0.02)
@@ -78,20 +78,26 @@ def _join(sim, *args, **kw):
 def test_cli_posts_into_and_syncs_from_a_live_simulated_mesh(sim, capsys):
     cl, t = _join(sim, "laptop", (-2000.0, 0.0))
     try:
-        assert cl.welcome["index"] == 3 and abs(cl.now() - sim.eng.now / 1000) < 2000  # the sim's clock
+        assert cl.welcome["index"] == 3
         sim.wait_sim(20)
+        assert cl.now() >= 19_000  # the core runs on the sim's clock (its own would say about 1 s)
         assert main(["post", "hello from the laptop", "--port", cl.port, "--as", "assembly"]) == 0
         assert "accepted" in capsys.readouterr().out
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 40
         while "hello from the laptop" not in sim.texts("c") and time.monotonic() < deadline:
             time.sleep(0.05)
         # two radio hops away (a relays to b, b to c): it went over the simulated air
         assert all("hello from the laptop" in sim.texts(n) for n in ("a", "b", "c"))
         assert sim.eng.tx_count[3] >= 1 and sim.eng.rx_ok[3] >= 1
-        assert main(["ledger", "sync", "--port", cl.port]) == 0
-        assert "2 new" in capsys.readouterr().out  # the sim's own bulletin and the laptop's
-        assert main(["ledger", "show", "--json"]) == 0
-        shown = capsys.readouterr().out
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:  # until the sim's own bulletin (t=40 s) has come over the air too
+            assert main(["ledger", "sync", "--port", cl.port]) == 0
+            capsys.readouterr()
+            assert main(["ledger", "show", "--json"]) == 0
+            shown = capsys.readouterr().out
+            if "posted inside the sim" in shown:
+                break
+            time.sleep(0.2)
         assert "posted inside the sim" in shown and "hello from the laptop" in shown
         assert main(["ledger", "verify"]) == 0
     finally:
@@ -133,7 +139,7 @@ def test_link_table_scenarios_join_by_links(tmp_path, monkeypatch):
             SimClient(s.eng.address, "p", (0.0, 0.0))
         cl, t = _join(s, "linked", links=[{"node": "c", "rssi": -100}])
         try:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 40
             while cl.vn.store.count == 0 and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert cl.vn.store.count == 1  # c's bulletin, heard over the link (or by anti-entropy)
@@ -167,7 +173,7 @@ def test_the_whole_flow_with_the_real_commands(tmp_path, monkeypatch, capsys):
     raw = {"name": "cli-line", "duration_s": 100, "seed": 3, "modem": "LONG_FAST", "region": "EU_868",
            "board": "heltec_v3", "radio": {"path_loss_exponent": 3.5, "shadowing_db": 0.0},
            "nodes": [{"name": "a", "pos": [0, 0]}, {"name": "b", "pos": [3000, 0]}],
-           "traffic": [{"type": "bulletin", "t": 3, "node": "b", "text": "from the simulated mesh"}]}
+           "traffic": [{"type": "bulletin", "t": 60, "node": "b", "text": "from the simulated mesh"}]}
     scen = tmp_path / "cli-line.json"
     scen.write_text(json.dumps(raw))
     home = tmp_path / "home"
@@ -187,7 +193,7 @@ def test_the_whole_flow_with_the_real_commands(tmp_path, monkeypatch, capsys):
         assert port, first + vn.stderr.read()
         monkeypatch.setenv("PLEXUS_HOME", str(home))
         assert main(["post", "from the laptop", "--port", port.group(1), "--as", "assembly"]) == 0
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 40
         while time.monotonic() < deadline:
             capsys.readouterr()
             assert main(["ledger", "sync", "--port", port.group(1)]) == 0

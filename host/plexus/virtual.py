@@ -263,7 +263,9 @@ class SimClient:
         vn = self.vn
         t = vn.core.get_timer()
         if t is not None:
-            timeout = max(0.0, min(timeout, (int(t) - self.now()) / 1000.0 / self.speed))
+            # a timer already due that produced nothing (the core sends at most one frame per call, and may keep a
+            # timer due) must not turn this into a busy loop: poll it again after 2 ms of wall time at the least
+            timeout = min(timeout, max(0.002, (int(t) - self.now()) / 1000.0 / self.speed))
         fds: list = [vn.master, self.sock]
         r, _, _ = select.select(fds, [], [], timeout)
         if vn.master in r:
