@@ -119,6 +119,10 @@ def test_a_node_out_of_range_hears_nothing_and_reaches_no_one(sim, capsys):
     finally:
         cl.close()
         t.join(5)
+    deadline = time.monotonic() + 10
+    while sim.eng.on[3] and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not sim.eng.on[3]  # a node that left has no radio on the air any more
 
 
 def test_join_errors_are_one_clear_answer(sim, tmp_path):

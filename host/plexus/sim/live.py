@@ -33,6 +33,7 @@ from plexus.sim import radio
 from plexus.sim.engine import _PROGRESS, NEG_INF, Engine
 
 WALL_POLL_S = 0.1  # how often clients get a time message
+SEND_TIMEOUT_S = 2.0
 
 
 class RemoteCore:
@@ -80,8 +81,9 @@ class _Peer:
         if self.closed:
             return
         try:
-            self.sock.setblocking(True)
+            self.sock.settimeout(SEND_TIMEOUT_S)  # a client that stops reading is dropped, never waited for
             self.sock.sendall(json.dumps(obj).encode() + b"\n")
+            self.sock.setblocking(False)
         except OSError:
             self.closed = True
 
@@ -207,12 +209,15 @@ class LiveEngine(Engine):
             for p in self.peers:
                 if p.index is not None:
                     p.send({"op": "time", "t_ms": self.now // 1000})
+        for p in self.peers:
+            if p.closed:
+                self._gone(p)  # a failed send closed it: its radio leaves the air too
         self.peers = [p for p in self.peers if not p.closed]
 
     def _gone(self, peer: _Peer) -> None:
         peer.closed = True
         peer.sock.close()
-        if peer.index is not None:
+        if peer.index is not None and self.on[peer.index]:
             self._set_off(peer.index)  # its radio leaves the air
             self._snapshot()
 
