@@ -102,6 +102,10 @@ def test_records_are_verified_before_insert(led, group):
     chk = ledger.Checker(ledger.roster_pubs(roster), gid)
     chk._sod = None
     assert [isinstance(chk.check(r), str) for r in batch] == [False, True, True, True, False, True, True, True, True, False]
+    # the inlined common case of check_many gives check()'s verdicts, odd inputs included
+    fast = ledger.Checker(ledger.roster_pubs(roster), gid)
+    odd = batch + [b"", b"\x00", b"\x07", b"\x00\x01", bytes(good[:-3])]
+    assert fast.check_many(odd) == [fast.check(r) for r in odd] == [chk.check(r) for r in odd]
 
 
 def test_rows_are_append_only(led, group):
@@ -203,6 +207,31 @@ def test_pool_ingest_matches_inline(tmp_path, group, monkeypatch):
             assert r2.rejected[0][0] == 150
             heads.append(L.head())
     assert heads[0] == heads[1] == (300, chain([r for r in recs if r != b"\x03junk"]))
+
+
+def test_worker_pool_survives_an_abandoned_run_and_reports_a_dead_worker(tmp_path, group, monkeypatch):
+    doc, roster, ks = group
+    recs = many_bulletins(ks, roster.group_id, 120)
+    monkeypatch.setattr(ledger, "CHUNK", 10)
+    with ledger.Ledger(tmp_path / "w.sqlite", roster, workers=2) as L:
+        pids = L.pool().ping()
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+        gen = L._verified(recs, True)
+        assert next(gen)[0] == 0
+        gen.close()  # stopped early: the in-flight chunks are drained, the pool stays in step
+        assert L.pool().outstanding() == 0
+        r = L.ingest(recs, use_pool=True)
+        assert r.inserted == 120 and L.head() == (120, chain(recs))
+        os.kill(pids[0], signal.SIGKILL)
+        with pytest.raises(ledger.LedgerError, match="process died"):
+            L.ingest(many_bulletins(ks, roster.group_id, 200)[120:], use_pool=True)
+        assert L.count() == 120  # the failed ingest was rolled back whole
+        assert L._pool is None  # a broken pool is closed; the next use starts a new one
+        assert L.ingest(many_bulletins(ks, roster.group_id, 200)[120:], use_pool=True).inserted == 80
+        assert L.verify(workers=2).ok
+    for pid in pids:  # close() ended the workers
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
 
 
 def test_ledger_is_bound_to_its_group(tmp_path, group):

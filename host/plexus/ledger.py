@@ -1,7 +1,10 @@
 """The laptop ledger: every signed record the group produced, verified, in an append-only hash chain.
 
 Storage: one SQLite file (default ``$PLEXUS_HOME/ledger.sqlite``, i.e. ``~/.local/share/plexus/ledger.sqlite``;
-``--ledger`` overrides), WAL journal, ``synchronous=FULL``.
+``--ledger`` overrides), WAL journal, ``synchronous=FULL``. (``NORMAL`` would survive a killed process just as
+well, since a committed transaction is in the WAL file once written, but not a power cut or OS crash before the
+next checkpoint; it saves one fsync per commit, which measured nothing for a big ingest or a SYNC round, so the
+ledger keeps FULL.)
 
 Tables::
 
@@ -26,20 +29,27 @@ kind may carry extra bytes. Records already present (same id) are skipped, so in
 ``records`` rows are never updated or deleted (triggers refuse it); ``verify`` re-checks every signature,
 the chain links and the copied columns, and names the first bad row.
 
+Big batches are checked in worker processes (`WorkerPool`: all started at once, one pipe each, chunks of
+packed records in, verdicts out, in order) while this process extends the chain and inserts the previous chunk;
+nothing is inserted before its verdict, and the chain is computed here, in order, in the one transaction.
+
 A SYNC round commits its records and the node's cursor in one transaction, so killing the process at any
 moment loses nothing and duplicates nothing: the next sync resumes from the last committed cursor.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import ctypes
 import ctypes.util
 import hashlib
 import json
 import multiprocessing
+import multiprocessing.connection as mpc
 import os
+import queue
+import signal
 import sqlite3
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -157,7 +167,51 @@ class Checker:
         return msg.message_id(inner), kind, m.author, m.time
 
     def check_many(self, raws: list[bytes]) -> list:
-        return [self.check(r) for r in raws]
+        """check() over a list; the same verdicts, with the common case (a good record) inlined.
+
+        Anything the inlined path does not accept outright goes through check(), which decides it; the inlined
+        path makes exactly check()'s tests, in the same order, so it can only agree with it."""
+        sod = self._sod
+        if sod is None:
+            return [self.check(r) for r in raws]
+        out: list = []
+        append = out.append
+        slow = self.check
+        pubs = self.pubs
+        decode = msg.decode
+        mid = msg.message_id
+        text_ok = msg.check_long_text
+        sig_prefix = msg.signing_bytes(self.group_id, b"")
+        sig_len = msg.SIG_LEN
+        long_kind = msg.BULLETIN_LONG
+        for raw in raws:
+            try:
+                n = raw[0]
+                inner = raw[1 : 1 + n]
+                if n == 0 or len(inner) != n:
+                    raise DecodeError("bad record length")
+                m = decode(inner)
+            except (DecodeError, IndexError):
+                append(slow(raw))
+                continue
+            kind = m.kind
+            pub = pubs.get(m.author)
+            if not 0 < kind < 0x80 or pub is None:  # msg.is_signed(kind), author in the roster
+                append(slow(raw))
+                continue
+            data = sig_prefix + inner[:-sig_len]
+            if sod(m.sig, data, len(data), pub) != 0:
+                append(slow(raw))  # cryptography decides
+                continue
+            if kind == long_kind:
+                if not text_ok(m, raw[1 + n :]):
+                    append(slow(raw))
+                    continue
+            elif len(raw) != n + 1:
+                append(slow(raw))
+                continue
+            append((mid(inner), kind, m.author, m.time))
+        return out
 
 
 def roster_pubs(roster: pgroup.Roster) -> dict[bytes, bytes]:
@@ -165,23 +219,131 @@ def roster_pubs(roster: pgroup.Roster) -> dict[bytes, bytes]:
     return {kid: e.pub for kid, e in roster.entries.items()}
 
 
-# worker-process state (set by _init_worker)
-_W: Checker | None = None
+# ---------------------------------------------------------------- worker processes
 
 
-def _init_worker(pubs: dict[bytes, bytes], group_id: bytes) -> None:
-    global _W
-    _W = Checker(pubs, group_id)
+def _worker_main(conn: Any, pubs: dict[bytes, bytes], group_id: bytes) -> None:
+    """A checking process: tasks arrive on `conn`, results go back on it in the same order.
+
+    A reader thread drains the pipe into a queue, so the parent's sends never wait for a check to finish
+    (and the parent, which reads results in its own order, can never deadlock against a full pipe).
+    The process ends when the parent closes its end (or dies: kill -9 of the parent leaves no orphans)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    chk = Checker(pubs, group_id)
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def reader() -> None:
+        try:
+            while True:
+                inbox.put(conn.recv())
+        except (EOFError, OSError):
+            pass
+        inbox.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    while True:
+        task = inbox.get()
+        if task is None:
+            return
+        try:
+            if task[0] == "chunk":
+                res: tuple = ("ok", chk.check_many(task[1]))
+            elif task[0] == "ping":
+                res = ("ok", os.getpid())
+            else:
+                res = ("ok", _check_range(chk, task[1], task[2], task[3]))
+        except Exception as e:  # reported to the parent, which raises it there
+            res = ("error", "%s: %s" % (type(e).__name__, e))
+        try:
+            conn.send(res)
+        except OSError:
+            return
 
 
-def _work_chunk(raws: list[bytes]) -> list:
-    assert _W is not None
-    return _W.check_many(raws)
+class WorkerPool:
+    """N checking processes, one pipe each: no manager thread, no pickled callables, results in submit order.
 
+    submit() gives each task to the worker with the fewest outstanding ones; collect() waits for any result.
+    """
 
-def _work_range(path: str, a: int, b: int) -> tuple[int, tuple[int, str] | None]:
-    assert _W is not None
-    return _check_range(_W, path, a, b)
+    def __init__(self, n: int, pubs: dict[bytes, bytes], group_id: bytes):
+        ctx = _mp_context()
+        self._conns: list = []
+        self._procs: list = []
+        self._tickets: list[deque] = []
+        self._next = 0
+        try:
+            for _ in range(max(1, n)):
+                a, b = ctx.Pipe()
+                p = ctx.Process(target=_worker_main, args=(b, pubs, group_id), daemon=True)
+                p.start()
+                b.close()
+                self._conns.append(a)
+                self._procs.append(p)
+                self._tickets.append(deque())
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def size(self) -> int:
+        return len(self._conns)
+
+    def outstanding(self) -> int:
+        return sum(len(t) for t in self._tickets)
+
+    def submit(self, task: tuple) -> int:
+        i = min(range(len(self._conns)), key=lambda k: len(self._tickets[k]))
+        t = self._next
+        self._next += 1
+        try:
+            self._conns[i].send(task)
+        except OSError:
+            raise LedgerError("a signature-checking process died") from None
+        self._tickets[i].append(t)
+        return t
+
+    def collect(self) -> list[tuple[int, Any]]:
+        """Wait for at least one result; (ticket, result) for every one ready."""
+        busy = [c for c, t in zip(self._conns, self._tickets) if t]
+        if not busy:
+            return []
+        out = []
+        for ready in mpc.wait(busy):
+            i = self._conns.index(ready)
+            c = self._conns[i]
+            try:
+                status, val = c.recv()
+            except (EOFError, OSError):
+                raise LedgerError("a signature-checking process died") from None
+            t = self._tickets[i].popleft()
+            if status != "ok":
+                raise LedgerError("signature-checking process failed: %s" % val)
+            out.append((t, val))
+        return out
+
+    def ping(self) -> list[int]:
+        """Wait until every worker is up (their pids): lets a caller keep start-up out of a measurement."""
+        for _ in range(len(self._conns)):
+            self.submit(("ping",))  # idle workers: one each
+        pids = []
+        while self.outstanding():
+            pids += [v for _, v in self.collect()]
+        return pids
+
+    def drain(self) -> None:
+        while self.outstanding():
+            self.collect()
+
+    def close(self) -> None:
+        for c in self._conns:
+            c.close()
+        for p in self._procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+        self._conns, self._procs, self._tickets = [], [], []
 
 
 def _check_range(chk: Checker, path: str, a: int, b: int) -> tuple[int, tuple[int, str] | None]:
@@ -348,7 +510,7 @@ class Ledger:
         except sqlite3.DatabaseError as e:
             raise LedgerError("%s is not a usable ledger: %s" % (self.path, e)) from None
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
-        self._pool: cf.ProcessPoolExecutor | None = None
+        self._pool: WorkerPool | None = None
         if self._meta("version") is None:
             self._set_meta("version", str(SCHEMA_VERSION))
         self.roster: pgroup.Roster | None = None
@@ -363,10 +525,13 @@ class Ledger:
     # ---- housekeeping
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._close_pool()
         self.con.close()
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def __enter__(self) -> "Ledger":
         return self
@@ -396,9 +561,7 @@ class Ledger:
         self._set_meta("roster", json.dumps(doc, sort_keys=True))
         self.roster = roster
         self._checker = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._close_pool()
 
     def _need_roster(self) -> pgroup.Roster:
         if self.roster is None:
@@ -411,12 +574,39 @@ class Ledger:
             self._checker = Checker(roster_pubs(r), r.group_id)
         return self._checker
 
-    def pool(self) -> cf.ProcessPoolExecutor:
+    def pool(self) -> WorkerPool:
+        """The checking processes (started on first use, all at once; they live until close())."""
         if self._pool is None:
             r = self._need_roster()
-            self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=_mp_context(),
-                                                initializer=_init_worker, initargs=(roster_pubs(r), r.group_id))
+            self._pool = WorkerPool(self.workers, roster_pubs(r), r.group_id)
         return self._pool
+
+    def _run(self, tasks: list[tuple], window: int) -> Iterable[tuple[int, Any]]:
+        """(index, result) for every task, in task order, at most `window` in the workers. If the caller stops early
+        the in-flight results are drained; if anything fails the pool is closed (the next use starts a new one)."""
+        pool = self.pool()
+        done: dict[int, Any] = {}
+        ticket_of: dict[int, int] = {}
+        nxt = 0
+        ahead = 4 * window  # results held back for order: a slow task does not leave the other workers idle
+        try:
+            for k in range(len(tasks)):
+                while k not in done:
+                    while nxt < len(tasks) and pool.outstanding() < window and nxt - k < ahead:
+                        ticket_of[pool.submit(tasks[nxt])] = nxt
+                        nxt += 1
+                    for t, r in pool.collect():
+                        done[ticket_of.pop(t)] = r
+                yield k, done.pop(k)
+        except GeneratorExit:  # the caller stopped early: take in the results still in flight
+            try:
+                pool.drain()
+            except BaseException:
+                self._close_pool()
+            raise
+        except BaseException:  # a worker died or failed, or Ctrl-C: start afresh next time
+            self._close_pool()
+            raise
 
     @property
     def group_id(self) -> bytes | None:
@@ -455,18 +645,10 @@ class Ledger:
             for off in range(0, len(raws), CHUNK):
                 yield off, chk.check_many(raws[off : off + CHUNK])
             return
-        pool = self.pool()
-        pending: deque = deque()
-        offs = iter(range(0, len(raws), CHUNK))
-        window = 2 * self.workers + 2
-        for off in offs:
-            pending.append((off, pool.submit(_work_chunk, raws[off : off + CHUNK])))
-            if len(pending) >= window:
-                o, fut = pending.popleft()
-                yield o, fut.result()
-        while pending:
-            o, fut = pending.popleft()
-            yield o, fut.result()
+        offs = list(range(0, len(raws), CHUNK))
+        tasks = [("chunk", raws[o : o + CHUNK]) for o in offs]
+        for k, results in self._run(tasks, 2 * self.workers + 2):
+            yield offs[k], results
 
     def ingest(self, records: Iterable[bytes | tuple[bytes, bytes]], source: bytes | None = None,
                cursor: int | None = None, seqs: list[int] | None = None, use_pool: bool | None = None,
@@ -652,10 +834,8 @@ class Ledger:
         done = 0
         ranges = [(a, min(a + VERIFY_RANGE - 1, total)) for a in range(1, total + 1, VERIFY_RANGE)]
         if nw > 1 and total >= POOL_MIN_VERIFY:
-            pool = self.pool()
-            futs = [pool.submit(_work_range, path, a, b) for a, b in ranges]
-            for fut in cf.as_completed(futs):
-                c, f = fut.result()
+            tasks = [("range", path, a, b) for a, b in ranges]
+            for _, (c, f) in self._run(tasks, 2 * self.pool().size):
                 done += c
                 if f is not None:
                     fails.append(f)

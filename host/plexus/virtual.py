@@ -2,7 +2,8 @@
 
 Every CLI flow can be run against it through real pyserial, exactly as against a board on USB.
 Its radio is absent (frames it would send are counted and dropped) unless it is given a `radio`
-callback, which is how a simulator can attach it to a mesh.
+callback, which is how a simulator can attach it to a mesh: `SimClient` joins a running
+`plexus sim --realtime --listen` (protocol in plexus.sim.live), with the sim's clock as the core's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import json
 import os
 import random
 import select
+import socket
 import sys
+import tempfile
 import time
 import tty
 from pathlib import Path
@@ -55,7 +58,7 @@ def event_line(ev: tuple) -> bytes | None:
 class VirtualNode:
     def __init__(self, roster_doc: dict, secret: bytes, node_seed: bytes, store_path: str | os.PathLike,
                  name: str = "virtual", epoch: int = 0, radio: Callable[[bytes], None] | None = None,
-                 capacity: int = 4 * 1024 * 1024, time_s: int | None = None):
+                 capacity: int = 4 * 1024 * 1024, time_s: int | None = None, clock: Callable[[], int] | None = None):
         self.roster = group.Roster(roster_doc)
         # the node's own key file (as group.secret.json on a device): after a rekey it holds the new epoch
         self.keys_path = Path(str(store_path) + ".keys.json")
@@ -71,6 +74,7 @@ class VirtualNode:
         if time_s:
             cfg["time"] = time_s
         self.t0 = _ms()
+        self.clock = clock  # the core's clock in ms (default: monotonic since start)
         self.core = Node(cfg, self.roster, secret, node_seed, self.store, random.Random(), HostCrypto(), now_ms=0, epoch=epoch,
                          prev=prev)
         self.core.on_keys = self._save_keys
@@ -89,7 +93,7 @@ class VirtualNode:
         os.replace(tmp, self.keys_path)
 
     def now(self) -> int:
-        return _ms() - self.t0
+        return self.clock() if self.clock is not None else _ms() - self.t0
 
     def _write(self, data: bytes) -> None:
         write_all(self.master, data)
@@ -159,15 +163,221 @@ class VirtualNode:
         self.store.close()
 
 
+class SimJoinError(Exception):
+    """The simulator refused the join, or is not there."""
+
+
+class SimClient:
+    """A virtual node whose radio is a place in a live simulation (`plexus sim --realtime --listen`).
+
+    It joins with a position (or a link list), takes the group, secret and node key the simulator gives it,
+    and then runs the core on the sim's clock: frames it sends go to the sim's air, frames the sim's radio
+    model lets it receive come back."""
+
+    def __init__(self, address: tuple[str, int], name: str = "virtual", pos: tuple[float, float] | None = None,
+                 links: list[dict] | None = None, store: str | os.PathLike | None = None, timeout: float = 10.0):
+        try:
+            self.sock = socket.create_connection(address, timeout=timeout)
+        except OSError as e:
+            raise SimJoinError("no simulator at %s:%d (%s)" % (address[0], address[1], e.strerror or e)) from None
+        self.buf = bytearray()
+        join: dict = {"op": "join", "name": name}
+        if links is not None:
+            join["links"] = links
+        else:
+            join["pos"] = list(pos) if pos is not None else [0.0, 0.0]
+        self._send(join)
+        w = self._read_line(timeout)
+        if w is None or w.get("op") != "welcome":
+            self.sock.close()
+            raise SimJoinError("the simulator refused: %s" % ((w or {}).get("error") or "no answer"))
+        self.welcome = w
+        self.speed = float(w["speed"])
+        self._base = (int(w["t_ms"]), time.monotonic())
+        self._last = int(w["t_ms"])
+        self.ended = False
+        if store is None:
+            self._tmp = tempfile.mkdtemp(prefix="plexus-virtual-")
+            store = Path(self._tmp) / "store.log"
+        self.vn = VirtualNode(w["group"], bytes.fromhex(w["secret"]), bytes.fromhex(w["node_seed"]), store, w["name"],
+                              int(w.get("epoch", 0)), radio=self._tx, time_s=int(w["time0"]), clock=self.now)
+        self.port = self.vn.port
+        self.sock.setblocking(False)
+
+    def now(self) -> int:
+        t0, w0 = self._base
+        t = max(int(t0 + (time.monotonic() - w0) * 1000.0 * self.speed), self._last)
+        self._last = t
+        return t
+
+    def _sync(self, t_ms: int) -> None:
+        self._base = (int(t_ms), time.monotonic())
+
+    def _send(self, obj: dict) -> None:
+        data = json.dumps(obj).encode() + b"\n"
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.ended = True
+        finally:
+            self.sock.setblocking(False)
+
+    def _read_line(self, timeout: float) -> dict | None:
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                return None
+            if not data:
+                return None
+            self.buf.extend(data)
+        line, _, rest = bytes(self.buf).partition(b"\n")
+        self.buf = bytearray(rest)
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            return None
+        return obj if isinstance(obj, dict) else None
+
+    def _tx(self, frame: bytes) -> None:
+        self._send({"op": "tx", "data": bytes(frame).hex()})
+
+    def _from_sim(self) -> None:
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.ended = True
+            return
+        self.buf.extend(data)
+        while b"\n" in self.buf:
+            line, _, rest = bytes(self.buf).partition(b"\n")
+            self.buf = bytearray(rest)
+            try:
+                m = json.loads(line)
+                op = m["op"]
+            except (ValueError, KeyError, TypeError):
+                continue  # bad input from the sim is dropped, like bad radio input
+            if "t_ms" in m:
+                self._sync(m["t_ms"])
+            if op == "rx":
+                try:
+                    self.vn.receive(bytes.fromhex(m["data"]), int(m["rssi"]), float(m["snr"]))
+                except (KeyError, ValueError, TypeError):
+                    continue
+            elif op == "end":
+                self.ended = True
+
+    def step(self, timeout: float = 0.05) -> None:
+        vn = self.vn
+        t = vn.core.get_timer()
+        if t is not None:
+            # a timer already due that produced nothing (the core sends at most one frame per call, and may keep a
+            # timer due) must not turn this into a busy loop: poll it again after 2 ms of wall time at the least
+            timeout = min(timeout, max(0.002, (int(t) - self.now()) / 1000.0 / self.speed))
+        fds: list = [vn.master, self.sock]
+        r, _, _ = select.select(fds, [], [], timeout)
+        if vn.master in r:
+            try:
+                data = os.read(vn.master, 65536)
+            except OSError:
+                data = b""
+            vn.feed(data)
+        if self.sock in r:
+            self._from_sim()
+        vn.tick()
+
+    def serve_forever(self) -> None:
+        while self.vn.running and not self.ended:
+            self.step()
+
+    def close(self) -> None:
+        if not self.ended:
+            self._send({"op": "bye"})
+        self.sock.close()
+        self.vn.close()
+
+
+def _parse_at(s: str) -> tuple[float, float]:
+    from plexus.cli import UserError
+
+    try:
+        x, y = s.split(",")
+        return float(x), float(y)
+    except ValueError:
+        raise UserError("bad --at %r: write X,Y in metres, e.g. --at 1500,200" % s) from None
+
+
+def _parse_link(s: str) -> dict:
+    from plexus.cli import UserError
+
+    name, sep, rssi = s.rpartition(":")
+    try:
+        if not sep or not name:
+            raise ValueError
+        return {"node": name, "rssi": float(rssi)}
+    except ValueError:
+        raise UserError("bad --link %r: write NODE:RSSI_DBM, e.g. --link n03:-95" % s) from None
+
+
 def add_arguments(p) -> None:
     p.add_argument("--group", help="roster document (default: $PLEXUS_HOME/group.json)")
     p.add_argument("--name", default="virtual", help="node name (its key is kept in $PLEXUS_HOME/nodes/NAME.key)")
-    p.add_argument("--store", help="message store file (default: $PLEXUS_HOME/nodes/NAME.log)")
+    p.add_argument("--store", help="message store file (default: $PLEXUS_HOME/nodes/NAME.log; with --sim a new temporary one)")
+    p.add_argument("--sim", metavar="HOST:PORT", help="join a running `plexus sim --realtime --listen HOST:PORT` "
+                   "(its group and clock; the node's radio is a place in the simulated mesh)")
+    p.add_argument("--at", metavar="X,Y", help="with --sim: position in metres in the scenario's plane (default 0,0; negative: --at=-500,0)")
+    p.add_argument("--link", metavar="NODE:RSSI", action="append",
+                   help="with --sim: a link to a simulated node instead of a position (repeat it)")
+
+
+def run_sim(args) -> int:
+    from plexus.cli import UserError
+    from plexus.sim.live import parse_address
+
+    try:
+        addr = parse_address(args.sim)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    pos = _parse_at(args.at) if args.at else None
+    links = [_parse_link(x) for x in args.link] if args.link else None
+    try:
+        sc = SimClient(addr, args.name, pos, links, args.store)
+    except SimJoinError as e:
+        raise UserError(str(e)) from None
+    w = sc.welcome
+    print("virtual node %s on %s, in the simulation at %s:%d (node %d, sim time %.1f s, speed x%g)"
+          % (w["name"], sc.port, addr[0], addr[1], w["index"], w["t_ms"] / 1000.0, sc.speed))
+    print("use it as --port %s (with PLEXUS_HOME set to the simulation's home); Ctrl-C stops it" % sc.port)
+    sys.stdout.flush()
+    try:
+        sc.serve_forever()
+        if sc.ended:
+            print("the simulation ended")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sc.close()
+    return 0
 
 
 def run(args) -> int:
     from plexus import groupcfg, keys
     from plexus.cli import UserError
+
+    if args.sim:
+        return run_sim(args)
+    if args.at or args.link:
+        raise UserError("--at and --link go with --sim HOST:PORT")
 
     gpath = groupcfg.group_path(args.group)
     if not gpath.exists():

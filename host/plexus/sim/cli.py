@@ -23,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="run seed (default: the scenario's seed)")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
     parser.add_argument("--plot", metavar="FILE.png", help="write a map + delivery-over-time figure")
+    live = parser.add_argument_group("live mode (a virtual node joins the simulated mesh: plexus node virtual --sim)")
+    live.add_argument("--realtime", action="store_true", help="pace the simulation to the wall clock")
+    live.add_argument("--speed", type=float, default=1.0, help="with --realtime: simulated seconds per wall second (default 1)")
+    live.add_argument("--listen", metavar="HOST:PORT", help="with --realtime: accept external radios here (e.g. 127.0.0.1:7070)")
+    live.add_argument("--home", metavar="DIR", help="with --listen: write a PLEXUS_HOME for the simulation's group here "
+                      "(group, secret, the member key 'assembly'; default: a new temporary directory)")
+    live.add_argument("--duration", type=float, help="override the scenario's duration (seconds of simulated time)")
 
 
 def _err(msg: str) -> None:
@@ -86,15 +93,50 @@ def print_summary(result: SimResult, console: Any = None) -> None:
         con.print(pt)
 
 
+def _live(args: argparse.Namespace, sc: dict) -> Any:
+    """An engine factory for --realtime (or None), after checking the live-mode options."""
+    if not args.realtime:
+        if args.listen or args.speed != 1.0 or args.home:
+            raise ValueError("--speed, --listen and --home go with --realtime")
+        return None
+    import functools
+    import tempfile
+
+    from plexus.sim import live
+
+    if not args.speed > 0:
+        raise ValueError("--speed must be positive")
+    listen = live.parse_address(args.listen) if args.listen else None
+
+    out = sys.stderr if args.json else sys.stdout  # --json keeps stdout for the metrics
+
+    def on_start(eng: Any) -> None:
+        if eng.address is None:
+            print("plexus sim: %s in real time (x%g)" % (sc["name"], eng.speed), file=out, flush=True)
+            return
+        info = live.write_home(args.home or tempfile.mkdtemp(prefix="plexus-simhome-"))
+        host, port = eng.address
+        print("plexus sim: %s in real time (x%g), listening on %s:%d" % (sc["name"], eng.speed, host, port), file=out)
+        print("  export PLEXUS_HOME=%s   # the simulation's group; member key 'assembly'" % info["home"], file=out)
+        print("  plexus node virtual --sim %s:%d --at X,Y" % (host, port), file=out, flush=True)
+
+    return functools.partial(live.LiveEngine, speed=args.speed, listen=listen, on_start=on_start)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         sc = scn.load_scenario(args.scenario)
-    except scn.ScenarioError as exc:
+        if args.duration is not None:
+            if not args.duration > 0:
+                raise ValueError("--duration must be positive")
+            sc["duration_s"] = float(args.duration)
+        factory = _live(args, sc)
+    except (scn.ScenarioError, ValueError, OSError) as exc:
         _err(str(exc))
         return 2
     progress = None
     bar = None
-    if not args.json and sys.stdout.isatty():
+    if factory is None and not args.json and sys.stdout.isatty():
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         bar = Progress(TextColumn("simulating %s" % sc["name"]), BarColumn(), TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
@@ -106,7 +148,10 @@ def run(args: argparse.Namespace) -> int:
 
         bar.start()
     try:
-        result = run_scenario(sc, router=args.router, seed=args.seed, progress=progress)
+        result = run_scenario(sc, router=args.router, seed=args.seed, progress=progress, engine_factory=factory)
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
     finally:
         if bar is not None:
             bar.stop()

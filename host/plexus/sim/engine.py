@@ -718,6 +718,7 @@ def run_scenario(
     node_factory: NodeFactory | None = None,
     progress: Callable[[float, float], None] | None = None,
     receipt_parser: Callable[[Any], Any] | None = None,
+    engine_factory: Callable[..., Engine] | None = None,
 ) -> SimResult:
     """Run one scenario and return a SimResult.
 
@@ -731,6 +732,8 @@ def run_scenario(
     progress      optional callable(sim_time_s, duration_s), called about 100 times
     receipt_parser  optional replacement for metrics.parse_receipt (receipt event payload ->
                   (alert_id, node_id, state, t_ms) or None)
+    engine_factory  optional Engine subclass (or factory with Engine's arguments), e.g. the wall-clock paced
+                  plexus.sim.live.LiveEngine
     """
     from plexus.sim import metrics as met
 
@@ -747,7 +750,7 @@ def run_scenario(
     core_kind = "custom"
     if node_factory is None:
         node_factory, core_kind = default_node_factory()
-    eng = Engine(sc, router, seed, node_factory, progress)
+    eng = (engine_factory or Engine)(sc, router, seed, node_factory, progress)
     eng.run()
     metrics = met.compute_metrics(eng, receipt_parser)
     metrics["core"] = core_kind

@@ -28,8 +28,27 @@ def _seed(label: str) -> bytes:
 MAX_SIM_NODES = 512
 
 
+SIM_TIME0 = 91_324_800  # every simulated node's clock at t=0: 2026-11-25 in Plexus seconds (SPEC.md section 6.2)
+
+
 def _node_seed(index: int) -> bytes:
     return _seed("node %d" % index)
+
+
+node_seed = _node_seed  # the key of slot `index` (plexus.sim.live hands it to a node that joins a live run)
+
+
+def name_slot(index: int, name: str) -> None:
+    """Give roster slot `index` its node's name (names are not part of the group id)."""
+    ctx = _CTX
+    crypto = ctx["crypto"]
+    e = ctx["roster"].get(msg.key_id(crypto.public_key(_node_seed(index))))
+    e.name = name
+    e.holder = "holder of %s" % name
+    e.contact = "visit or phone the holder of %s" % name
+    for d in ctx["doc"]["nodes"]:
+        if d["key"] == e.pub.hex():
+            d.update(name=name, holder=e.holder, contact=e.contact)
 
 
 def _context(index: int) -> dict:
@@ -64,29 +83,23 @@ def make_core_node(name: str, *, index: int, router: str, seed: int, modem: dict
     crypto = ctx["crypto"]
     if index >= MAX_SIM_NODES:
         raise ValueError("the simulator's group has room for %d nodes" % MAX_SIM_NODES)
-    node_seed = _node_seed(index)
+    seed_i = _node_seed(index)
     roster = ctx["roster"]
-    e = roster.get(msg.key_id(crypto.public_key(node_seed)))
-    e.name = name
-    e.holder = "holder of %s" % name
-    e.contact = "visit or phone the holder of %s" % name
-    for d in ctx["doc"]["nodes"]:
-        if d["key"] == e.pub.hex():
-            d.update(name=name, holder=e.holder, contact=e.contact)
+    name_slot(index, name)
     cfg = {
         "name": name,
         "router": router,
         "modem": (modem["sf"], modem["bw_hz"], modem["cr"], modem["preamble"]),
         "region": region["name"],
         # provisioned nodes got the time from the laptop (SPEC.md section 6.2); 2026-11-25 in Plexus seconds
-        "time": 91_324_800,
+        "time": SIM_TIME0,
     }
     if router != "plexus":
         # the baselines are Meshtastic 2.7 managed flooding and naive flooding: neither has anti-entropy
         cfg["beacon_s"] = 0
     cfg.update(config or {})
     store = Store(str(ctx["tmp"] / ("%03d.log" % index)), int(cfg.pop("store_bytes", 256 * 1024)), governance_kinds=msg.GOVERNANCE_KINDS)
-    return Node(cfg, roster, ctx["secret"], node_seed, store, random.Random(seed), crypto, now_ms=0)
+    return Node(cfg, roster, ctx["secret"], seed_i, store, random.Random(seed), crypto, now_ms=0)
 
 
 __all__ = ["make_core_node", "msg"]
