@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
+import clikit
 import pytest
 from plexus.cli import main
-from plexus.virtual import VirtualNode
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PLEXUS_HOME", str(tmp_path))
-    for w in ("ana", "ben", "cai", "dee"):
-        assert main(["keys", "new", w]) == 0
-    assert main(["group", "init", "--name", "Union", "--member", "ana=ana", "--member", "ben=ben", "--member", "cai=cai",
-                 "--member", "dee=dee", "--quorum", "2"]) == 0
-    doc = json.loads((tmp_path / "group.json").read_text())
-    sec = json.loads((tmp_path / "group.secret.json").read_text())
-    vn = VirtualNode(doc, bytes.fromhex(sec["secret"]), b"\x05" * 32, tmp_path / "node.log", "hub",
-                     time_s=int(time.time()) - 1704067200)
-    t = threading.Thread(target=vn.serve_forever, daemon=True)
-    t.start()
-    capsys.readouterr()
-    yield vn
-    vn.close()
-    t.join(2)
+    with clikit.world(tmp_path, monkeypatch, ("ana", "ben", "cai", "dee")) as w:
+        capsys.readouterr()
+        yield w.vn
 
 
 def test_draw_consent_list_recall(world, capsys):

@@ -4,45 +4,23 @@ auditing REKEY records."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 
+import clikit
 import pytest
+from clikit import HUB, LOST, start_node
 from plexus import client as clientmod
 from plexus import groupcfg
 from plexus.cli import main
 from plexus.crypto import HostCrypto
 from plexus.ledger import Ledger
-from plexus.virtual import VirtualNode
 from plexwire import hostlink, msg
-
-HUB = b"\x05" * 32
-LOST = b"\x06" * 32
-
-
-def _start(tmp_path, doc, secret):
-    vn = VirtualNode(doc, secret, HUB, tmp_path / "node.log", "hub", time_s=int(time.time()) - 1704067200)
-    t = threading.Thread(target=vn.serve_forever, daemon=True)
-    t.start()
-    return vn, t
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PLEXUS_HOME", str(tmp_path))
-    for w in ("ana", "ben", "cai"):
-        assert main(["keys", "new", w]) == 0
-    c = HostCrypto()
-    assert main(["group", "init", "--name", "Union", "--member", "ana=ana", "--member", "ben=ben", "--member", "cai=cai",
-                 "--node", "hub=" + c.public_key(HUB).hex(), "--node", "lost=" + c.public_key(LOST).hex(),
-                 "--quorum", "2"]) == 0
-    doc = json.loads((tmp_path / "group.json").read_text())
-    sec = json.loads((tmp_path / "group.secret.json").read_text())
-    vn, t = _start(tmp_path, doc, bytes.fromhex(sec["secret"]))
-    capsys.readouterr()
-    yield tmp_path, doc, vn
-    vn.close()
-    t.join(2)
+    with clikit.world(tmp_path, monkeypatch, ("ana", "ben", "cai"), {"hub": HUB, "lost": LOST}) as w:
+        capsys.readouterr()
+        yield tmp_path, w.doc, w.vn
 
 
 def _consent(port, rid, who):
@@ -105,7 +83,7 @@ def test_virtual_node_restart_keeps_the_epoch(world, capsys):
     assert vn.core.epoch == 1
     vn.close()
     sec = json.loads((tmp / "group.secret.json").read_text())
-    vn2, t = _start(tmp, doc, bytes.fromhex(sec["secret"]))
+    vn2, t = start_node(tmp, doc, bytes.fromhex(sec["secret"]))
     try:
         assert vn2.core.epoch == 1 and vn2.core.secrets[1] == secret and set(vn2.core.keys) == {0, 1}
         with clientmod.HostLinkClient(vn2.port) as c:

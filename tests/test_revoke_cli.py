@@ -5,43 +5,21 @@ against the raw-REPL emulator (as tests/test_provision.py)."""
 from __future__ import annotations
 
 import json
-import threading
-import time
 
+import clikit
 import pytest
+from clikit import HUB, LOST
 from plexus import groupcfg, provision, virtual
 from plexus.cli import main
 from plexus.crypto import HostCrypto
-from plexus.virtual import VirtualNode
 from plexwire import msg
-
-HUB = b"\x05" * 32
-LOST = b"\x06" * 32
-
-
-def _start(tmp_path, doc, secret):
-    vn = VirtualNode(doc, secret, HUB, tmp_path / "node.log", "hub", time_s=int(time.time()) - 1704067200)
-    t = threading.Thread(target=vn.serve_forever, daemon=True)
-    t.start()
-    return vn, t
 
 
 @pytest.fixture
 def world(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("PLEXUS_HOME", str(tmp_path))
-    for w in ("ana", "ben", "cai"):
-        assert main(["keys", "new", w]) == 0
-    c = HostCrypto()
-    assert main(["group", "init", "--name", "Union", "--member", "ana=ana", "--member", "ben=ben", "--member", "cai=cai",
-                 "--node", "hub=" + c.public_key(HUB).hex(), "--node", "lost=" + c.public_key(LOST).hex(),
-                 "--quorum", "2"]) == 0
-    doc = json.loads((tmp_path / "group.json").read_text())
-    sec = json.loads((tmp_path / "group.secret.json").read_text())
-    vn, t = _start(tmp_path, doc, bytes.fromhex(sec["secret"]))
-    capsys.readouterr()
-    yield tmp_path, vn
-    vn.close()
-    t.join(2)
+    with clikit.world(tmp_path, monkeypatch, ("ana", "ben", "cai"), {"hub": HUB, "lost": LOST}) as w:
+        capsys.readouterr()
+        yield tmp_path, w.vn
 
 
 def one_line_error(capsys) -> str:
