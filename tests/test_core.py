@@ -326,3 +326,26 @@ def test_only_the_parent_acknowledges_a_receipt():
     assert n.outbox[0][5] is False
     n.receive_frame(gk.seal(rack, 0, parent, 0), -90, 5, m.now + 10)
     assert n.outbox[0][5] is True
+
+
+
+def test_newcomer_sends_one_sync_copy_not_one_per_neighbour():
+    # four nodes in range of each other; a fifth, holding a bulletin they lack, arrives in range of all four.
+    # Each of the four sees its beacon differ and opens a session with it; its first copy (addressed to one of
+    # them, heard by all) stands for the rest, so it drops its other queued copies of that bulletin.
+    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    m = Mesh(5, links=full, beacon_s=60)
+    m.run(200)
+    mid = m.nodes[4].post_bulletin("kitchen open from six", m.now)
+    m.run(700)
+    assert m.delivered(mid) == [4]
+    t0 = m.now
+    for a in range(4):
+        m.links[(a, 4)] = m.links[(4, a)] = 0.0
+    m.run(600)
+    assert m.delivered(mid) == [0, 1, 2, 3, 4]
+    offers = [s for s in m.sent if s[0] >= t0 and s[2] and frame.parse_header(s[2]).dst == m.nodes[4].short]
+    assert len(offers) >= 2  # several sessions were opened with the newcomer at once
+    copies = [s for s in _carrying(m, mid) if s[0] >= t0 and s[1] == 4]
+    assert len(copies) == 1 and frame.parse_header(copies[0][2]).dst != 0
+    assert m.nodes[4].counters["sync_suppressed"] >= 1
