@@ -349,3 +349,26 @@ def test_newcomer_sends_one_sync_copy_not_one_per_neighbour():
     copies = [s for s in _carrying(m, mid) if s[0] >= t0 and s[1] == 4]
     assert len(copies) == 1 and frame.parse_header(copies[0][2]).dst != 0
     assert m.nodes[4].counters["sync_suppressed"] >= 1
+
+
+def test_a_sync_copy_heard_going_to_our_peer_cancels_ours_and_no_other():
+    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    m = Mesh(4, links=full, beacon_s=60)
+    m.run(200)
+    mid = m.nodes[0].post_bulletin("two answer the same request", m.now)
+    m.run(60)
+    assert m.delivered(mid) == [0, 1, 2, 3]
+    n0, n1, n2, n3 = m.nodes
+
+    def queued(nd, peer):
+        return [p for p in nd.pending if p.sync_to == peer and p.mid == mid and not p.cancelled]
+
+    n1.sync._send_stored(n2.short, mid[:8], m.now)
+    n1.sync._send_stored(n3.short, mid[:8], m.now)
+    assert len(queued(n1, n2.short)) == 1 and len(queued(n1, n3.short)) == 1
+    n0.sync._send_stored(n2.short, mid[:8], m.now)
+    (tx,) = queued(n0, n2.short)
+    n1.receive_frame(tx.frame, -90, 5.0, m.now)  # node 1 overhears node 0 answering node 2
+    assert queued(n1, n2.short) == []  # node 2 just got it
+    assert len(queued(n1, n3.short)) == 1  # node 3 may not have heard it: ours stays
+    assert n1.counters["sync_suppressed"] == 1
