@@ -123,9 +123,11 @@ def targets(rows: list[dict]) -> list[str]:
         "lower count delivers %.0f %% (its hop limit 3 stops the flood). On the `courier` the two neighbourhoods have no "
         "radio link: a bulletin needs its first flood, at least one sync copy carried across by the courier and a flood "
         "on the far side (plus the courier's own copy when it was out of range), about 3 frames at the very least, against "
-        "managed's 2 that never cross (delivery %.3f). Per seed plexus sends %s: the surplus in the bad seeds is "
-        "concurrent sync sessions sending the same message to one node (sync.py, outside this change) and the courier's "
-        "neighbour list, still naming nodes it has left behind, pruning a relay that was needed." % (
+        "managed's 2 that never cross (delivery %.3f). Per seed plexus sends %s (before sync copy suppression, "
+        "SPEC.md s.9.5: 4.00, 4.00, 4.67, 4.00, 8.67, 0.58 x flood, the surplus being concurrent sync sessions sending the "
+        "same message to one node: several peers answering the newly arrived courier, and offers built before the "
+        "message was overheard). The courier's neighbour list, still naming nodes it has left behind, can still prune "
+        "a relay that was needed; sync repairs that with one copy." % (
             by[("line", "plexus")]["cds"], by[("line", "plexus")]["nodes"], by[("line", "plexus")]["cds"] + 1,
             (by[("line", "plexus")]["cds"] + 1) / by[("line", "flood")]["tx_per_bulletin"],
             100 * by[("line", "managed")]["delivery_mean"], by[("courier", "managed")]["delivery_mean"],

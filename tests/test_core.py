@@ -326,3 +326,49 @@ def test_only_the_parent_acknowledges_a_receipt():
     assert n.outbox[0][5] is False
     n.receive_frame(gk.seal(rack, 0, parent, 0), -90, 5, m.now + 10)
     assert n.outbox[0][5] is True
+
+
+
+def test_newcomer_sends_one_sync_copy_not_one_per_neighbour():
+    # four nodes in range of each other; a fifth, holding a bulletin they lack, arrives in range of all four.
+    # Each of the four sees its beacon differ and opens a session with it; its first copy (addressed to one of
+    # them, heard by all) stands for the rest, so it drops its other queued copies of that bulletin.
+    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    m = Mesh(5, links=full, beacon_s=60)
+    m.run(200)
+    mid = m.nodes[4].post_bulletin("kitchen open from six", m.now)
+    m.run(700)
+    assert m.delivered(mid) == [4]
+    t0 = m.now
+    for a in range(4):
+        m.links[(a, 4)] = m.links[(4, a)] = 0.0
+    m.run(600)
+    assert m.delivered(mid) == [0, 1, 2, 3, 4]
+    offers = [s for s in m.sent if s[0] >= t0 and s[2] and frame.parse_header(s[2]).dst == m.nodes[4].short]
+    assert len(offers) >= 2  # several sessions were opened with the newcomer at once
+    copies = [s for s in _carrying(m, mid) if s[0] >= t0 and s[1] == 4]
+    assert len(copies) == 1 and frame.parse_header(copies[0][2]).dst != 0
+    assert m.nodes[4].counters["sync_suppressed"] >= 1
+
+
+def test_a_sync_copy_heard_going_to_our_peer_cancels_ours_and_no_other():
+    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    m = Mesh(4, links=full, beacon_s=60)
+    m.run(200)
+    mid = m.nodes[0].post_bulletin("two answer the same request", m.now)
+    m.run(60)
+    assert m.delivered(mid) == [0, 1, 2, 3]
+    n0, n1, n2, n3 = m.nodes
+
+    def queued(nd, peer):
+        return [p for p in nd.pending if p.sync_to == peer and p.mid == mid and not p.cancelled]
+
+    n1.sync._send_stored(n2.short, mid[:8], m.now)
+    n1.sync._send_stored(n3.short, mid[:8], m.now)
+    assert len(queued(n1, n2.short)) == 1 and len(queued(n1, n3.short)) == 1
+    n0.sync._send_stored(n2.short, mid[:8], m.now)
+    (tx,) = queued(n0, n2.short)
+    n1.receive_frame(tx.frame, -90, 5.0, m.now)  # node 1 overhears node 0 answering node 2
+    assert queued(n1, n2.short) == []  # node 2 just got it
+    assert len(queued(n1, n3.short)) == 1  # node 3 may not have heard it: ours stays
+    assert n1.counters["sync_suppressed"] == 1

@@ -71,6 +71,7 @@ class _Tx:
         self.kind = kind
         self.relay = relay  # True: a rebroadcast that suppression may cancel
         self.cancelled = False
+        self.sync_to = 0  # a sync copy of message `mid` addressed to this neighbour (0: not one)
 
 
 class Node:
@@ -320,6 +321,8 @@ class Node:
             if st is not None:
                 h = frame.parse_header(best.frame)
                 best.frame = frame.relay_copy(best.frame, h.hop_limit, self._distance(st), self.short, 0)
+        if best.mid is not None and self.router == ROUTER_PLEXUS:
+            self._sync_sent(best.mid, now_ms)
         self.duty.record(air, now_ms)
         self.airtime_us += air
         self.counters["tx"] += 1
@@ -481,6 +484,28 @@ class Node:
             tx.cancelled = True
             self.counters["cancelled"] += 1
 
+    def _sync_sent(self, mid, now_ms):
+        """We are putting message `mid` on the air (a flood, a relay or a sync copy to one peer): every
+        neighbour with a good link hears it, addressed or not, so our other queued sync copies of it to
+        those neighbours are redundant (several sessions answered at once, a newcomer's digest met by
+        all of us). A neighbour that missed it still differs at its next beacon and syncs again."""
+        good = None
+        for p in self.pending:
+            if p.sync_to and p.mid == mid and not p.cancelled:
+                if good is None:
+                    good = self.neighbours(now_ms)
+                if p.sync_to in good:
+                    p.cancelled = True
+                    self.counters["sync_suppressed"] = self.counters.get("sync_suppressed", 0) + 1
+
+    def _sync_heard(self, mid, hdr):
+        """We heard message `mid` sent by hdr.rly (to hdr.dst, or flooded): the sender has it and an
+        addressee heard it, so our own queued sync copies of it to either are dropped."""
+        for p in self.pending:
+            if p.sync_to and p.mid == mid and not p.cancelled and (p.sync_to == hdr.rly or (hdr.dst and p.sync_to == hdr.dst)):
+                p.cancelled = True
+                self.counters["sync_suppressed"] = self.counters.get("sync_suppressed", 0) + 1
+
     def _pending_for(self, mid):
         for p in self.pending:
             if p.mid == mid and not p.cancelled:
@@ -537,6 +562,10 @@ class Node:
             for p in self.pending:
                 if p.relay and frame.frame_tag(p.frame) == tag:
                     self._on_echo(p, hdr.rly)
+                elif p.sync_to and (p.sync_to == hdr.rly or p.sync_to == hdr.dst) and frame.frame_tag(p.frame) == tag:
+                    # the same message heard sent to (or by) the peer our sync copy is for
+                    p.cancelled = True
+                    self.counters["sync_suppressed"] = self.counters.get("sync_suppressed", 0) + 1
             for a in self.alerts:
                 st = self.alerts[a]
                 if st["tag"] == tag:
@@ -625,6 +654,8 @@ class Node:
             p = self._pending_for(mid)
             if p is not None and hdr is not None:
                 self._on_echo(p, hdr.rly)
+            if hdr is not None and hdr.rly:
+                self._sync_heard(mid, hdr)
             if k == msg.RECEIPT and hdr is not None:
                 self._ack_outbox(mid, hdr.rly)
                 if hdr.dst == self.short:
@@ -764,7 +795,7 @@ class Node:
             if msg.has_tail(k) and extra:
                 self._send_fragments(mid, extra, now_ms, 0)
         if self.sync is not None:
-            self.sync.on_stored(mid, now_ms)
+            self.sync.on_stored(mid, now_ms, hdr is not None and hdr.dst != self.short)
         self.gov.on_accept(m, mid, now_ms)
         if k == msg.REKEY and complete:
             self.rekey_ready(mid, now_ms)

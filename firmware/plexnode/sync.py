@@ -54,6 +54,7 @@ class Reconciler:
         self._fp_cache = None
         self._fp_key = None
         self.sent = 0
+        self._opening = False
 
     # ---- fingerprints
     def _all(self):
@@ -83,11 +84,27 @@ class Reconciler:
             elif now_ms - self.node.last_store_ms < _QUIET_MS:
                 keep.append((self.node.last_store_ms + _QUIET_MS + self.node._rand(2500), peer))
             else:
+                self._opening = True
                 self._digest(peer, bytes(4), _TOP, self._all(), now_ms)
+                self._opening = False
         self.wanted = keep
 
-    def on_stored(self, mid, now_ms):
-        pass
+    def on_stored(self, mid, now_ms, overheard=False):
+        """A message came in that no session of ours carried (a flood, or a sync copy overheard on its way
+        to another node): an opening DIGEST/OFFER still queued describes a store we no longer have, and
+        the peer would answer it with that very message. Drop it and open again once things are quiet."""
+        if not overheard:
+            return
+        for p in self.node.pending:
+            if p.sync_to and p.mid is None and not p.cancelled:
+                p.cancelled = True
+                self.node.counters["sync_suppressed"] = self.node.counters.get("sync_suppressed", 0) + 1
+                peer = p.sync_to
+                for _, q in self.wanted:
+                    if q == peer:
+                        peer = 0
+                if peer:
+                    self.wanted.append((now_ms + 500 + self.node._rand(2500), peer))
 
     def on_beacon(self, m, hdr, now_ms):
         peer = hdr.rly
@@ -123,10 +140,14 @@ class Reconciler:
                 self._send_stored(peer, ids[i : i + 8], now_ms)
 
     # ---- protocol
-    def _send(self, peer, inner, now_ms):
+    def _send(self, peer, inner, now_ms, mid=None):
         n = self.node
         fr = n.key_for(peer).seal(inner, 0, n.short, peer)
-        n._queue(fr, 3, inner[0], None, 50 + n._rand(400), now_ms)
+        tx = n._queue(fr, 3, inner[0], mid, 50 + n._rand(400), now_ms)
+        if tx is not None and (mid is not None or self._opening):
+            # a copy of a stored message (dropped when the peer hears it otherwise), or a session's opening
+            # frame (mid None: dropped when our store changes before it goes out, see on_stored)
+            tx.sync_to = peer
         self.sent += 1
 
     def _digest(self, peer, lo, hi, mine, now_ms):
@@ -205,6 +226,6 @@ class Reconciler:
             inner, extra = hostlink.unpack_record(rec[2])
             if self.node.old_peer(peer) and not self.node.old_epoch_ok(mid, rec[0], inner):
                 continue  # it still sends under the previous epoch: only what it needs to rekey (s.8.4)
-            self._send(peer, inner, now_ms)
+            self._send(peer, inner, now_ms, mid)
             if extra:
                 self.node._send_fragments(mid, extra, now_ms, peer, 0)
