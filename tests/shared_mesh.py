@@ -181,23 +181,34 @@ def scenario_hostlink(root):
     return {"op": op, "n": len(recs), "more": more, "texts": [msg.decode(hostlink.unpack_record(r)[0]).f["text"] for s, r in recs]}
 
 
+def _gov_node(root, name, k, lcg):
+    """One node of a group of three members (ana, ben, cai; quorum k; real alerts need a mandate), the members'
+    key ids, and a function that signs a message as one of them."""
+    T = 90000000
+    names = ["ana", "ben", "cai"]
+    seeds = {}
+    kid = {}
+    for nm in names:
+        seeds[nm] = _seed("member " + nm)
+        kid[nm] = msg.key_id(CRYPTO.public_key(seeds[nm]))
+    doc = {"v": 1, "name": name, "quorum": {"k": k}, "mandate_kinds": ["alert_real"],
+           "members": [{"name": nm, "key": _hexs(CRYPTO.public_key(seeds[nm]))} for nm in names],
+           "nodes": [{"name": "n0", "key": _hexs(CRYPTO.public_key(_seed("node 0")))}]}
+    st = Store(root + "/" + name + ".log", 65536, msg.GOVERNANCE_KINDS)
+    node = Node({"name": "n0", "time": T}, group.Roster(doc), _seed("secret"), _seed("node 0"), st, Lcg(lcg), CRYPTO, 0)
+
+    def signed(who, kind, f, t):
+        u = msg.encode_unsigned(kind, f, kid[who], t)
+        return msg.finish(u, CRYPTO.sign(seeds[who], msg.signing_bytes(node.group_id, u)))
+
+    return node, names, kid, signed
+
+
 def scenario_governance(root):
     from plexwire import governance
 
     T = 90000000
-    names = ["ana", "ben", "cai"]
-    seeds = {}
-    for nm in names:
-        seeds[nm] = _seed("member " + nm)
-    doc = {"v": 1, "name": "gov", "quorum": {"k": 2}, "mandate_kinds": ["alert_real"],
-           "members": [{"name": nm, "key": _hexs(CRYPTO.public_key(seeds[nm]))} for nm in names],
-           "nodes": [{"name": "n0", "key": _hexs(CRYPTO.public_key(_seed("node 0")))}]}
-    st = Store(root + "/gov.log", 65536, msg.GOVERNANCE_KINDS)
-    node = Node({"name": "n0", "time": T}, group.Roster(doc), _seed("secret"), _seed("node 0"), st, Lcg(7), CRYPTO, 0)
-
-    def signed(who, kind, f, t):
-        u = msg.encode_unsigned(kind, f, msg.key_id(CRYPTO.public_key(seeds[who])), t)
-        return msg.finish(u, CRYPTO.sign(seeds[who], msg.signing_bytes(node.group_id, u)))
+    node, names, kid, signed = _gov_node(root, "gov", 2, 7)
 
     def give(inner):
         return node.handle_inner(inner, None, None, 0, 0, b"", True)
@@ -213,7 +224,7 @@ def scenario_governance(root):
     out["rigged"] = give(signed("ben", msg.MANDATE, f, T + 1))[1]
     f["holders"] = holders
     ok, mid = give(signed("ben", msg.MANDATE, f, T + 1))
-    holder = [nm for nm in names if msg.key_id(CRYPTO.public_key(seeds[nm])) == holders[0]][0]
+    holder = [nm for nm in names if kid[nm] == holders[0]][0]
     other = [nm for nm in names if nm != holder][0]
     alert = {"flags": msg.ALERT_REAL, "text": "a"}
     out["before_quorum"] = give(signed(holder, msg.ALERT, alert, T + 5))[1]
@@ -230,22 +241,7 @@ def scenario_mandate_rules(root):
     from plexwire import governance
 
     T = 90000000
-    names = ["ana", "ben", "cai"]
-    seeds = {}
-    for nm in names:
-        seeds[nm] = _seed("member " + nm)
-    doc = {"v": 1, "name": "rules", "quorum": {"k": 1}, "mandate_kinds": ["alert_real"],
-           "members": [{"name": nm, "key": _hexs(CRYPTO.public_key(seeds[nm]))} for nm in names],
-           "nodes": [{"name": "n0", "key": _hexs(CRYPTO.public_key(_seed("node 0")))}]}
-    st = Store(root + "/rules.log", 65536, msg.GOVERNANCE_KINDS)
-    node = Node({"name": "n0", "time": T}, group.Roster(doc), _seed("secret"), _seed("node 0"), st, Lcg(9), CRYPTO, 0)
-    kid = {}
-    for nm in names:
-        kid[nm] = msg.key_id(CRYPTO.public_key(seeds[nm]))
-
-    def signed(who, kind, f, t):
-        u = msg.encode_unsigned(kind, f, kid[who], t)
-        return msg.finish(u, CRYPTO.sign(seeds[who], msg.signing_bytes(node.group_id, u)))
+    node, names, kid, signed = _gov_node(root, "rules", 1, 9)
 
     def give(inner):
         return node.handle_inner(inner, None, None, 0, 0, b"", True)
