@@ -133,3 +133,21 @@ class Mesh:
 
     def delivered(self, mid: bytes):
         return [i for i in range(len(self.nodes)) if self.nodes[i].store.has(mid)]
+
+
+# ---- governance tests: a one-node Mesh and its members
+
+def signed(m: Mesh, who: str, kind: int, fields: dict, t: int) -> bytes:
+    """A message signed by member `who` of the mesh's group (or by any other seed name: an outsider)."""
+    s = m.member_seeds[who] if who in m.member_seeds else seed_of(who)
+    u = msg.encode_unsigned(kind, fields, msg.key_id(CRYPTO.public_key(s)), t)
+    return msg.finish(u, CRYPTO.sign(s, msg.signing_bytes(m.nodes[0].group_id, u)))
+
+
+def give(m: Mesh, inner: bytes):
+    """Hand a message to node 0 as if a laptop posted it: (accepted, id or drop reason)."""
+    return m.nodes[0].handle_inner(inner, None, None, 0, m.now, b"", True)
+
+
+def kid(m: Mesh, who: str) -> bytes:
+    return msg.key_id(CRYPTO.public_key(m.member_seeds[who]))

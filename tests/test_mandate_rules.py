@@ -4,7 +4,7 @@ terms (LOT and ELECTION), elections that name their holders, hand-over records (
 from __future__ import annotations
 
 import pytest
-from corekit import CRYPTO, Mesh, seed_of
+from corekit import CRYPTO, Mesh, give, kid, seed_of, signed
 from plexwire import DecodeError, governance, hostlink, msg
 
 T0 = 90_000_000
@@ -14,20 +14,6 @@ CAP = lambda n: n << msg.METHOD_CONSEC_SHIFT  # noqa: E731
 
 def mesh(quorum=2):
     return Mesh(1, [], members=MEMBERS, quorum=quorum, doc_extra={"mandate_kinds": ["alert_real"]}, time_s=T0)
-
-
-def signed(m: Mesh, who: str, kind: int, fields: dict, t: int) -> bytes:
-    s = m.member_seeds[who] if who in m.member_seeds else seed_of(who)
-    u = msg.encode_unsigned(kind, fields, msg.key_id(CRYPTO.public_key(s)), t)
-    return msg.finish(u, CRYPTO.sign(s, msg.signing_bytes(m.nodes[0].group_id, u)))
-
-
-def give(m: Mesh, inner: bytes):
-    return m.nodes[0].handle_inner(inner, None, None, 0, m.now, b"", True)
-
-
-def kid(m: Mesh, who: str) -> bytes:
-    return msg.key_id(CRYPTO.public_key(m.member_seeds[who]))
 
 
 def mandate(m, holders, start, method=msg.METHOD_ELECTION, role="care", seed=bytes(16), t=None, who="ben"):
