@@ -64,7 +64,7 @@ def _hex(b):
 
 def event_line(ev):
     """A core event as an unsolicited EVENT line (SPEC.md section 7.2), None for other events.
-    Same output as plexus.virtual.event_line: {"type": kind, ...data} with bytes as hex."""
+    {"type": kind, ...data} with bytes as hex; the virtual node sends the same lines."""
     kind = ev[0]
     if kind != "message" and kind != "alert" and kind != "receipt":
         return None
@@ -193,7 +193,11 @@ def load_config(fs_root=""):
 def load_prev_key(fs_root=""):
     """(secret, epoch, rekey id or None, grace end in Plexus s or 0) of the previous epoch while a rekey's grace
     window runs, else None."""
-    sec = _read_json(fs_root + "/group.secret.json")
+    return prev_key(_read_json(fs_root + "/group.secret.json"))
+
+
+def prev_key(sec):
+    """The previous epoch's key from a key-state document (group.secret.json, Node.key_state()), or None."""
     if "prev_secret" not in sec:
         return None
     rid = sec.get("rekey")

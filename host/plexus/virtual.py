@@ -20,6 +20,7 @@ import tty
 from pathlib import Path
 from typing import Callable
 
+from plexnode.app import event_line, prev_key
 from plexnode.core import Node
 from plexnode.store import Store
 from plexwire import group, hostlink, msg
@@ -44,17 +45,6 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def event_line(ev: tuple) -> bytes | None:
-    """A core event as an unsolicited EVENT line for the laptop (SPEC.md section 7.2)."""
-    kind, data = ev[0], ev[1] if len(ev) > 1 else {}
-    if kind not in ("message", "alert", "receipt"):
-        return None
-    out = {"type": kind}
-    for k, v in data.items():
-        out[k] = v.hex() if isinstance(v, (bytes, bytearray)) else v
-    return hostlink.encode(hostlink.EVENT, 0, json.dumps(out).encode())
-
-
 class VirtualNode:
     def __init__(self, roster_doc: dict, secret: bytes, node_seed: bytes, store_path: str | os.PathLike,
                  name: str = "virtual", epoch: int = 0, radio: Callable[[bytes], None] | None = None,
@@ -66,9 +56,7 @@ class VirtualNode:
         if self.keys_path.exists():
             ks = json.loads(self.keys_path.read_text())
             secret, epoch = bytes.fromhex(ks["secret"]), int(ks["epoch"])
-            if "prev_secret" in ks:
-                prev = (bytes.fromhex(ks["prev_secret"]), int(ks["prev_epoch"]), bytes.fromhex(ks.get("rekey", "")) or None,
-                        int(ks.get("grace_end", 0)))
+            prev = prev_key(ks)
         self.store = Store(str(store_path), capacity, governance_kinds=msg.GOVERNANCE_KINDS)
         cfg = {"name": name, "beacon_s": 0 if radio is None else 600}
         if time_s:
