@@ -126,6 +126,23 @@ def test_split_and_reassemble_in_any_order_with_duplicates_and_timeouts():
         bm.split_frame(b"x" * 23, 0)
 
 
+def test_a_rekey_crosses_with_its_wrap_table(grp, tmp_path, bridges):
+    """A REKEY's record is a header plus a wrap table sent as FRAGMENTs (SPEC s.8.4), like a long bulletin: the
+    bridge seals all its frames and, hearing them in any order, stores the whole record."""
+    from plexus.crypto import HostCrypto
+
+    nodes = [HostCrypto().public_key(bytes([i]) * 32) for i in range(1, 6)]
+    rec, _ = clientmod.rekey_record(grp["alice"], grp["gid"], 1, nodes)
+    frames = bm.record_frames(pframe.GroupKey(grp["secret"], 0), rec)
+    assert len(frames) > 2  # the header and two or more fragments
+    b, led = make_bridge(grp, tmp_path, "rk", lambda: None, bridges)
+    for fr in reversed(frames):  # fragments first: they wait for their header
+        b.handle_frame(fr, 0.0)
+    assert b.stats["stored"] == 1 and b.stats["rejected"] == 0
+    [e] = led.find(clientmod.record_id(rec).hex())
+    assert e.raw == rec and e.kind == msg.REKEY and len(e.extra) == 5 * 56
+
+
 def test_throttle_follows_meshtastic_utilisation_thresholds():
     t = bm.Throttle(min_gap_s=1, polite_gap_s=10, stale_s=100)
     assert t.wait_s(0) == 0

@@ -237,7 +237,8 @@ def install_channel(iface: Any, name: str, psk: bytes, index: int | None = None)
 
 
 class LongBuffers:
-    """Long bulletins heard on the air: a signed header and its fragments, in any order, become one record.
+    """Long bulletins and REKEYs heard on the air: a signed header and its fragments (text or wrap table), in any
+    order, become one record.
 
     Fragments that arrive before their header (a lost or late header copy) wait, bounded, for it."""
 
@@ -300,8 +301,8 @@ def record_frames(keyobj: Any, record: bytes, hop_limit: int = PLEXUS_HOP_LIMIT)
     """The air frames of a stored record, sealed as its originator would (same synthetic nonce, same frame)."""
     inner, extra = hostlink.unpack_record(record)
     frames = [keyobj.seal(inner, hop_limit)]
-    if inner[0] == msg.BULLETIN_LONG and extra:
-        chunks, _ = msg.split_text(extra)
+    if msg.has_tail(inner[0]) and extra:
+        chunks, _ = msg.split_blob(extra)
         mid = msg.message_id(inner)
         frames += [keyobj.seal(msg.fragment(mid, i, c), hop_limit) for i, c in enumerate(chunks)]
     return frames
@@ -529,7 +530,7 @@ class MeshtasticBridge:
         if self.ledger is not None:
             rec = None
             r: Any = None
-            if m.kind == msg.BULLETIN_LONG:
+            if msg.has_tail(m.kind):
                 r = self.longs.header(inner, m, now)
             elif m.kind == msg.FRAGMENT:
                 r = self.longs.fragment(m, now)
@@ -538,7 +539,7 @@ class MeshtasticBridge:
                     self.stats[r] += 1
                 elif r is not None:
                     rec = hostlink.pack_record(r[0], r[1])
-            if msg.is_signed(m.kind) and m.kind not in (msg.BEACON, msg.BULLETIN_LONG):
+            if msg.is_signed(m.kind) and m.kind != msg.BEACON and not msg.has_tail(m.kind):
                 rec = hostlink.pack_record(inner)
             if rec is not None:
                 res = self.ledger.ingest([rec], source=MT_SOURCE, use_pool=False)
