@@ -372,3 +372,90 @@ def test_a_sync_copy_heard_going_to_our_peer_cancels_ours_and_no_other():
     assert queued(n1, n2.short) == []  # node 2 just got it
     assert len(queued(n1, n3.short)) == 1  # node 3 may not have heard it: ours stays
     assert n1.counters["sync_suppressed"] == 1
+
+
+# ---- beacons that would tell nobody anything are left out (SPEC.md s.9.5)
+
+def _beacons(m: Mesh, since: int = 0) -> list[tuple[int, int, bytes]]:
+    gk = m.nodes[0]._gk()
+    return [s for s in m.sent if s[0] >= since and gk.open(s[2])[0] == msg.BEACON]
+
+
+@pytest.mark.parametrize("beacon_s", [60, 600])
+def test_covered_regular_beacons_are_skipped_but_every_node_beacons_within_25_minutes(beacon_s):
+    # four nodes in range of each other, same (empty) store: one beacon tells all four everything. The others
+    # skip theirs, but nobody stays silent for more than 25 minutes (a neighbour forgets a node after 30)
+    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    m = Mesh(4, links=full, beacon_s=beacon_s)
+    hours = 1 if beacon_s == 60 else 4
+    m.run(3600 * hours)
+    t0 = 200_000
+    sent = _beacons(m, t0)
+    rounds = (m.now - t0) / 1000 / beacon_s
+    assert len(sent) < 4 * rounds * 2 / 3  # without the rule: one per node per period
+    assert sum(nd.counters.get("beacon_suppressed", 0) for nd in m.nodes) >= 4 * rounds / 3
+    for i in range(4):
+        times = [t0] + [s[0] for s in sent if s[1] == i] + [m.now]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert max(gaps) <= 25 * 60_000, (i, gaps)
+
+
+def test_a_beacon_goes_out_when_a_neighbour_is_not_covered_or_our_list_changed():
+    # 0-1-2 in a line and 3 out of range; once the line is quiet its beacons are skipped. Then 3 appears next to
+    # 2: node 2's list changes, so its next beacon goes out, and it lists 3 (node 1 learns 2 reaches 3)
+    m = Mesh(4, links=[(0, 1), (1, 2)], beacon_s=60)
+    m.run(600)
+    quiet = _beacons(m, 300_000)
+    assert len([s for s in quiet if s[1] == 3]) >= 4  # a node that hears nobody keeps beaconing to be found
+    assert len([s for s in quiet if s[1] != 3]) <= 2 * 5 + 1  # the line: the middle node is covered by both ends
+    assert m.nodes[1].counters.get("beacon_suppressed", 0) >= 4
+    m.links[(2, 3)] = m.links[(3, 2)] = 0.0
+    t0 = m.now
+    m.run(200)
+    mine = [s for s in _beacons(m, t0) if s[1] == 2]
+    assert mine, "node 2's list changed: its beacon must go out"
+    listed = m.nodes[1].nbr[m.nodes[2].short][2]
+    assert m.nodes[3].short.to_bytes(2, "big") in [bytes(listed[i:i + 2]) for i in range(0, len(listed), 2)]
+
+
+def test_after_a_bulletin_one_pulled_forward_beacon_serves_a_clique():
+    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    m = Mesh(4, links=full, beacon_s=600)
+    m.run(300)
+    mid = m.nodes[0].post_bulletin("meeting moved to thursday", m.now)
+    t0 = m.now
+    m.run(200)
+    assert m.delivered(mid) == [0, 1, 2, 3]
+    early = _beacons(m, t0)
+    assert len(early) == 1  # each node pulled its beacon forward; the first one covered the rest
+    assert sum(nd.counters.get("beacon_suppressed", 0) for nd in m.nodes) == 3
+    for nd in m.nodes:
+        assert nd.next_beacon > m.now  # the skipped ones fell back to their regular time
+
+
+def test_a_stored_difference_still_triggers_sync_when_beacons_are_skipped():
+    # a node that missed a flood hears a neighbour's beacon (the one that was not skipped) and syncs
+    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    m = Mesh(4, links=full, beacon_s=600)
+    m.run(300)
+    for a in range(3):
+        m.drop_next.add((a, 3))
+    mid = m.nodes[0].post_bulletin("missed by node 3", m.now)
+    m.run(400)
+    assert m.delivered(mid) == [0, 1, 2, 3]
+
+
+def test_a_full_neighbour_table_keeps_its_strongest_links():
+    m = Mesh(2)
+    n = m.nodes[0]
+    now = 10_000_000
+    for s in range(1, 33):
+        n._note_neighbour(s, -2.0 if s == 7 else 0.0, now)
+    assert len(n.nbr) == 32
+    n._note_neighbour(100, 0.5, now + 1)  # not clearly (3 dB) stronger than the weakest (7, at -2 dB)
+    assert 100 not in n.nbr and 7 in n.nbr
+    n._note_neighbour(101, 1.5, now + 2)  # 3.5 dB over the weakest: takes its place
+    assert 101 in n.nbr and 7 not in n.nbr
+    n.nbr[5][0] = now - 31 * 60_000  # a stale entry goes first, whatever its SNR
+    n._note_neighbour(102, -10.0, now + 3)
+    assert 102 in n.nbr and 5 not in n.nbr and len(n.nbr) == 32

@@ -39,6 +39,8 @@ ROUTER_FLOOD = "flood"
 
 _TAG_RING = const(64)  # recent frame tags, for dropping echoes before any HMAC
 _NBR_MAX = const(32)
+_NBR_SWAP_DB = const(3)
+_BEACON_QUIET_MAX_MS = const(1500000)  # longest silence between a node's beacons: 25 min (neighbours forget at 30)
 _NBR_FRESH_MS = const(1800000)  # neighbour entries older than 30 min are ignored
 _REPLAY_S = const(172800)  # 48 h: older messages are not re-flooded (sync still carries them)
 _SNR_MIN = const(-20)
@@ -159,6 +161,11 @@ class Node:
         beacon_s = cfg.get("beacon_s", 600)
         self.beacon_ms = beacon_s * 1000 if beacon_s else 0
         self.next_beacon = now_ms + self._rand(cfg.get("first_beacon_ms", 30000)) if self.beacon_ms else None
+        self.beacon_regular = None  # while a beacon is pulled forward (_beacon_soon): the regular time it replaced
+        self.bcover = None  # neighbours that heard a beacon matching our store since (set of short ids)
+        self.bcover_key = None  # (stored, fp) those beacons matched
+        self.nb_adv = []  # the neighbour list of our last beacon
+        self.last_beacon_ms = now_ms
         try:
             from plexnode.sync import Reconciler
 
@@ -220,11 +227,21 @@ class Node:
         e = self.nbr.get(short)
         if e is None:
             if len(self.nbr) >= _NBR_MAX:
-                oldest = None
+                # a crowd larger than the table: keep a stable set, the strongest links (the list our beacons
+                # advertise and others prune relays on); a stale entry goes first, a fresh one only for a link
+                # clearly (_NBR_SWAP_DB) stronger than the weakest
+                worst = None
                 for k in self.nbr:
-                    if oldest is None or self.nbr[k][0] < self.nbr[oldest][0]:
-                        oldest = k
-                del self.nbr[oldest]
+                    e = self.nbr[k]
+                    if now_ms - e[0] >= _NBR_FRESH_MS:
+                        worst = k
+                        break
+                    if worst is None or e[1] < self.nbr[worst][1]:
+                        worst = k
+                e = self.nbr[worst]
+                if now_ms - e[0] < _NBR_FRESH_MS and snr < e[1] + _NBR_SWAP_DB:
+                    return
+                del self.nbr[worst]
             self.nbr[short] = [now_ms, snr, None]
         else:
             e[0] = now_ms
@@ -269,7 +286,20 @@ class Node:
         return t
 
     def handle_timer(self, now_ms):
+        if self.next_beacon is not None and now_ms >= self.next_beacon and self.beacons_sent >= 2 and self._beacon_covered(now_ms):
+            # every neighbour already heard a beacon describing our store, and our list is the one they hold:
+            # ours would tell nobody anything (SPEC.md s.9.5); a pulled-forward one falls back to the regular time
+            self.counters["beacon_suppressed"] = self.counters.get("beacon_suppressed", 0) + 1
+            self.bcover = None  # a new interval: what covers us must be heard again (Trickle's counter reset)
+            if self.beacon_regular is not None:
+                self.next_beacon = self.beacon_regular
+                self.beacon_regular = None
+            else:
+                self.next_beacon = now_ms + self.beacon_ms - self.beacon_ms // 10 + self._rand(self.beacon_ms // 5)
         if self.next_beacon is not None and now_ms >= self.next_beacon:
+            self.beacon_regular = None
+            self.bcover = None
+            self.last_beacon_ms = now_ms
             self.beacons_sent += 1
             if self.beacons_sent == 1:
                 # the first beacon goes out before we have heard anyone: advertise again once we know our neighbours
@@ -1295,11 +1325,57 @@ class Node:
         if self.next_beacon is not None and self.beacons_sent >= 2:
             soon = now_ms + 90000 + self._rand(60000)
             if soon < self.next_beacon:
+                if self.beacon_regular is None:
+                    self.beacon_regular = self.next_beacon
                 self.next_beacon = soon
+
+    def _store_key(self):
+        return min(self.store.count, 65535), self.sync.fingerprint_all() if self.sync is not None else bytes(8)
+
+    def _beacon_cover(self, m, hdr):
+        """A neighbour's BEACON describes exactly our store: it and every node on its list heard that (SPEC.md
+        s.9.5), and one of them that lacks something will sync with it."""
+        if not hdr.rly:
+            return
+        key = self._store_key()
+        if m.f["stored"] != key[0] or m.f["fp"] != key[1]:
+            return
+        if self.bcover is None or self.bcover_key != key:
+            self.bcover = set()
+            self.bcover_key = key
+        c = self.bcover
+        t = self.nbr
+        if hdr.rly in t:
+            c.add(hdr.rly)
+        nb = m.f["neighbours"]
+        for i in range(0, len(nb) - 1, 2):
+            s = (nb[i] << 8) | nb[i + 1]
+            if s in t:  # only our own neighbours matter: the set stays within the table's 32
+                c.add(s)
+
+    def _beacon_covered(self, now_ms):
+        """A beacon is left out when every fresh neighbour is covered (_beacon_cover) for the store we hold now
+        and the neighbour list we would advertise is the one we advertised last. A pulled-forward beacon
+        then falls back to the regular time; a regular one is skipped only when the next regular one still
+        comes within 25 min of our last beacon (neighbours forget a node after 30)."""
+        if self.bcover is None or self.bcover_key != self._store_key():
+            return False
+        if self.beacon_regular is None and now_ms - self.last_beacon_ms + self.beacon_ms * 11 // 10 > _BEACON_QUIET_MAX_MS:
+            return False  # the regular one after this could come too late: this one goes out
+        c = self.bcover
+        adv = self.nb_adv
+        nb = self.neighbours(now_ms)[:40]
+        if not nb or len(nb) != len(adv):
+            return False  # no neighbours: keep beaconing to be found; a changed list: others prune on it
+        for s in nb:
+            if s not in c or s not in adv:
+                return False
+        return True
 
     def _send_beacon(self, now_ms):
         nb = bytearray()
-        for s in self.neighbours(now_ms)[:40]:
+        self.nb_adv = self.neighbours(now_ms)[:40]
+        for s in self.nb_adv:
             nb.extend(s.to_bytes(2, "big"))
         fp = self.sync.fingerprint_all() if self.sync is not None else bytes(8)
         inner = self._sign(msg.BEACON, {"stored": min(self.store.count, 65535), "fp": fp, "battery": 255, "neighbours": bytes(nb)},
@@ -1319,6 +1395,7 @@ class Node:
         n = self.nbr.get(hdr.rly)
         if n is not None:
             n[2] = m.f["neighbours"]
+        self._beacon_cover(m, hdr)
         if not self.clock_base and m.time:
             # no host-set clock: adopt the median of three distinct nodes' clocks (SPEC.md section 6)
             seen = self.clock_votes
