@@ -210,3 +210,39 @@ def test_ledger_verify_flags_what_a_node_would_reject(tmp_path, monkeypatch, cap
     assert "ledger OK: 4 records" in out
     assert "record 2 (mandate): rigged draw" in out and "record 4 (alert): no mandate" in out
     assert "record 3" not in out
+
+
+def test_a_node_that_missed_the_last_term_catches_up_and_then_accepts_the_next_draw():
+    # node 1 was away while term 1 was drawn and adopted. A draw for term 2 that excludes term 1's holder looks
+    # rigged to it (it cannot know whom to exclude), so it refuses it; once anti-entropy brings term 1 and its
+    # consents, the same draw is fetched again, accepted and adopted: both nodes end with the same mandates
+    m = Mesh(2, [], members=MEMBERS, quorum=2, doc_extra={"mandate_kinds": ["alert_real"]}, time_s=T0, beacon_s=60)
+    m.run(60)
+    n0, n1 = m.nodes
+    t1, h1 = drawn_mandate(m, start=T0, end=T0 + 86400, t=T0 + 10)
+    ok, t1_id = give(m, t1)
+    consent(m, "ana", t1_id, T0 + 11)
+    consent(m, "cai", t1_id, T0 + 12)
+    assert n0.gov.adopted(t1_id)
+    seed_id = msg.message_id(signed(m, "ana", msg.BULLETIN, {"flags": 0, "text": "minutes of the last assembly"}, T0 - 100))
+    start2, end2 = T0 + 86400, T0 + 2 * 86400
+    elig = governance.eligible_members(n0.roster, governance.excluded(n0.gov.history("coordination"), start2,
+                                                                       msg.METHOD_EXCLUDE_LAST))
+    assert h1[0] not in elig
+    h2 = governance.draw(n0.group_id, "coordination", start2, end2, seed_id, elig, 1)
+    t2 = signed(m, "ben", msg.MANDATE, {"role": "coordination", "start": start2, "end": end2,
+                                         "method": msg.METHOD_LOT | msg.METHOD_EXCLUDE_LAST, "seed": seed_id,
+                                         "holders": h2}, T0 + 20)
+    ok, t2_id = give(m, t2)
+    assert ok
+    consent(m, "ana", t2_id, T0 + 21)
+    consent(m, "dee", t2_id, T0 + 22)
+    assert n0.gov.adopted(t2_id)
+    # node 1 hears term 2 first, without term 1
+    assert n1.handle_inner(t2, None, None, 0, m.now, b"", False) == (False, "rigged draw")
+    assert not n1.store.has(t2_id)
+    m.links[(0, 1)] = m.links[(1, 0)] = 0.0
+    m.run(900)
+    assert n1.store.has(t1_id) and n1.store.has(t2_id)
+    assert n1.gov.adopted(t1_id) and n1.gov.adopted(t2_id)
+    assert sorted(n1.gov.mandates) == sorted(n0.gov.mandates)
