@@ -131,6 +131,10 @@ def test_added_member_signs_and_the_ledger_accepts_it(world, capsys):
     assert [(m["name"], m.get("contact"), m.get("added_by")) for m in s["members"]] == [
         ("ana", None, None), ("ben", None, None), ("dee", "dee@example.org", rid)]
     assert "quorum: 2 of 3 members" in ok(capsys, "group", "show")
+    # and she can hold a mandate: the laptop names her, the node checks her eligibility against its own roster
+    d = json.loads(ok(capsys, "mandate", "elect", "--role", "coordination", "--holder", "dee", "--port", port,
+                      "--as", "ana", "--json"))
+    assert d["node"]["accepted"] and d["holders"] == ["dee"]
 
 
 def test_ledger_rechecks_records_of_a_member_it_did_not_know(world, capsys):

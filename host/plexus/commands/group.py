@@ -114,7 +114,7 @@ def _show(args: argparse.Namespace) -> int:
         print("  %-16s %s  %s" % (m["name"], m["key_id"], m.get("contact", "")))
     print("nodes:" if s["nodes"] else "nodes: none")
     for n in s["nodes"]:
-        print("  %-16s %s  %s" % (n["name"], n["key_id"], n.get("holder", "")))
+        print("  %-16s %s  %s" % (n["name"], n["key_id"], n.get("holder") or n.get("contact", "")))
     return 0
 
 
@@ -260,8 +260,8 @@ def _add(args: argparse.Namespace) -> int:
     nxt = ["plexus consent %s --port PORT --as MEMBER   (%d member consents needed)" % (rid, roster.quorum),
            "plexus ledger sync --port PORT   (once adopted, %s is in this laptop's roster)" % name]
     if role == pgroup.ROLE_NODE:
-        nxt.append("plexus node provision --board BOARD --port PORT --name %s   (a node not set up yet: it gets the "
-                   "addition and its consents)" % name)
+        nxt.append("plexus node provision --board BOARD --port PORT --name %s   (after the sync: the node is "
+                   "handed its addition and the consents)" % name)
     if args.json:
         print_json({"id": rid, "key_id": kid.hex(), "key": pub.hex(), "name": name, "role": role,
                     "author": key.name, "node": reply, "next": nxt})
@@ -271,7 +271,7 @@ def _add(args: argparse.Namespace) -> int:
     print("  1. collect consents: %s" % nxt[0])
     print("  2. then:             %s" % nxt[1])
     if len(nxt) > 2:
-        print("  3. new node:         %s" % nxt[2])
+        print("  3. set the node up:  %s" % nxt[2])
     return 0
 
 
