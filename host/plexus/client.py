@@ -275,6 +275,23 @@ def revoke_record(key: Any, group_id: bytes, kid: bytes, reason: str = "unspecif
     return hostlink.pack_record(key.sign_message(group_id, msg.REVOKE, {"key": bytes(kid), "reason": REVOKE_REASONS[reason]}, t))
 
 
+def roster_record(key: Any, group_id: bytes, op: int, pub: bytes, name: str, contact: str = "",
+                  time_s: int | None = None) -> bytes:
+    """A signed ROSTER message (SPEC.md s.10: add a member or a node, or update an entry) as a stored record."""
+    if op not in (msg.ROSTER_ADD_MEMBER, msg.ROSTER_ADD_NODE, msg.ROSTER_UPDATE):
+        raise RecordError("unknown roster op %r" % op)
+    if len(pub) != 32:
+        raise RecordError("a public key is 32 bytes (64 hex digits)")
+    if not name or len(name.encode("utf-8")) > 255:
+        raise RecordError("a roster name is 1 to 255 bytes of UTF-8")
+    t = plexus_time() if time_s is None else time_s
+    try:
+        inner = key.sign_message(group_id, msg.ROSTER, {"op": op, "key": bytes(pub), "name": name, "contact": contact}, t)
+    except ValueError as e:
+        raise RecordError("the roster entry does not fit in a message (%s): shorten --contact" % e) from None
+    return hostlink.pack_record(inner)
+
+
 def record_id(record: bytes) -> bytes:
     return msg.message_id(hostlink.unpack_record(record)[0])
 

@@ -4,6 +4,10 @@ Files (in $PLEXUS_HOME, default ~/.local/share/plexus, unless a path is given):
 
 * ``group.json``: the roster document written by ``plexwire.group.make_doc`` (public; share it with every
   member and put it on every node).
+  Members and nodes added later by an adopted ROSTER message (SPEC.md s.10) are kept under ``"added"``
+  (``[{"role", "name", "key", "contact"?, "roster": ROSTER id hex}]``, plexus.rosterstate): the founding fields
+  ``name``, ``quorum``, ``members`` and ``nodes`` define the group id and never change. Nodes ignore ``added``;
+  they learn an addition from the signed ROSTER record and its consents (their store, anti-entropy, provisioning).
 * ``group.secret.json``: ``{"v": 1, "group_id": hex, "secret": 32 random bytes hex, "epoch": 0}``, mode 0600.
   It keys the air frames and never goes into the roster document.
 """
@@ -145,12 +149,43 @@ def load_doc(path: str | os.PathLike | None = None) -> dict:
         raise GroupError("%s is not valid JSON" % gp) from None
 
 
+def roster_of(doc: dict) -> pgroup.Roster:
+    """The effective roster: the founding document (which fixes the group id) plus the entries under "added",
+    each marked with ``.added`` (the hex id of the ROSTER message that added it). ValueError on a bad document."""
+    r = pgroup.Roster(doc)
+    for a in doc.get("added", []):
+        role = a.get("role")
+        if role not in (pgroup.ROLE_MEMBER, pgroup.ROLE_NODE):
+            raise ValueError("added entry %r: role must be member or node" % a.get("name"))
+        e = pgroup.Entry(pgroup._unhex(a["key"], 32, "added key"), role, a.get("name", ""), a.get("contact", ""))
+        if e.kid in r.entries:
+            continue  # already a founding entry
+        e.added = str(a.get("roster", ""))  # type: ignore[attr-defined]
+        r.entries[e.kid] = e
+    return r
+
+
+def added_by(e: pgroup.Entry) -> str | None:
+    """The ROSTER id (hex) that added a roster entry after genesis, None for a founding entry."""
+    return getattr(e, "added", None)
+
+
 def load_roster(path: str | os.PathLike | None = None) -> pgroup.Roster:
     doc = load_doc(path)
     try:
-        return pgroup.Roster(doc)
+        return roster_of(doc)
     except (ValueError, KeyError, TypeError) as e:
         raise GroupError("%s: %s" % (group_path(path), e)) from None
+
+
+def write_doc(doc: dict, path: str | os.PathLike | None = None) -> None:
+    """Replace the roster document (atomically); the group id must stay the one the file has."""
+    gp = group_path(path)
+    if pgroup.Roster(doc).group_id != pgroup.Roster(load_doc(path)).group_id:
+        raise GroupError("refusing to change the group id of %s" % gp)
+    tmp = gp.with_name(gp.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, gp)
 
 
 def load_secret(path: str | os.PathLike | None = None) -> tuple[bytes, int]:
@@ -170,7 +205,7 @@ def load_secret(path: str | os.PathLike | None = None) -> tuple[bytes, int]:
 
 def summary(doc: dict) -> dict:
     """What `plexus group show` prints: name, id, quorum, members, nodes."""
-    r = pgroup.Roster(doc)
+    r = roster_of(doc)
     q = doc.get("quorum", {})
     rule = "k=%d" % q["k"] if "k" in q else "more than %d/%d of members" % tuple(q.get("fraction", [1, 2]))
 
@@ -180,6 +215,8 @@ def summary(doc: dict) -> dict:
             d["contact"] = e.contact
         if e.holder:
             d["holder"] = e.holder
+        if added_by(e) is not None:
+            d["added_by"] = added_by(e)
         return d
 
     return {

@@ -491,9 +491,23 @@ def _doc_of(roster: pgroup.Roster) -> dict:
             d["holder"] = e.holder
         return d
 
-    return {"v": 1, "name": roster.name, "members": [ent(e) for e in roster.members()],
-            "nodes": [ent(e) for e in roster.nodes()], "quorum": {"k": roster.quorum},
-            "group_id": roster.group_id.hex()}
+    from plexus.groupcfg import added_by
+
+    founding = [e for e in roster.entries.values() if added_by(e) is None]
+    doc = {"v": 1, "name": roster.name, "members": [ent(e) for e in founding if e.role == pgroup.ROLE_MEMBER],
+           "nodes": [ent(e) for e in founding if e.role == pgroup.ROLE_NODE], "quorum": {"k": roster.quorum},
+           "group_id": roster.group_id.hex()}
+    # entries an adopted ROSTER added later (plexus.rosterstate): kept apart, they are not part of the group id
+    later = [dict(ent(e), role=e.role, roster=added_by(e)) for e in roster.entries.values() if added_by(e) is not None]
+    if later:
+        doc["added"] = later
+    return doc
+
+
+def _roster_of(doc: dict) -> pgroup.Roster:
+    from plexus.groupcfg import roster_of
+
+    return roster_of(doc)
 
 
 class Ledger:
@@ -519,7 +533,7 @@ class Ledger:
         else:
             doc = self._meta("roster")
             if doc is not None:
-                self.roster = pgroup.Roster(json.loads(doc))
+                self.roster = _roster_of(json.loads(doc))
         self._checker: Checker | None = None
 
     # ---- housekeeping
@@ -549,7 +563,7 @@ class Ledger:
     def set_roster(self, roster: pgroup.Roster | dict) -> None:
         if isinstance(roster, dict):
             doc = roster
-            roster = pgroup.Roster(doc)
+            roster = _roster_of(doc)
         else:
             doc = _doc_of(roster)
         gid = roster.group_id.hex()

@@ -15,7 +15,9 @@ Steps (each one only when it applies):
    (``tools/build_firmware.py``, ``firmware/manifest.py``) gets only ``main.py`` and its configuration; ``.mpy``
    copies left in ``/lib`` from an earlier provisioning are deleted (the frozen modules would shadow them anyway).
 3. soft reset (Ctrl-B then Ctrl-D: MicroPython runs main.py only after a soft reset from the friendly REPL) and ask
-   the node HELLO over the host link; print its public key for ``plexus group init ... --node NAME=KEY``.
+   the node HELLO over the host link; post it the ROSTER records (and their consents, from the ledger) of the
+   members and nodes added since the group began (plexus.rosterstate); print its public key for
+   ``plexus group add --node NAME=KEY`` (an existing group) or ``plexus group init ... --node NAME=KEY``.
 
 The flasher and the raw-REPL transport are injectable (``provision(..., flasher=, transport_factory=)``) so the
 flow runs against an emulated board in tests.
@@ -333,12 +335,51 @@ def inputs(board_id: str, port: str | None = "auto", image: str | os.PathLike | 
         check_image(img, board)
     fw = firmware_files(Path(mpy_dir), Path(main_py))
     try:
+        _roster_additions(group)
         doc, roster = groupcfg.load_doc(group), groupcfg.load_roster(group)
         _promote_rekeys(group)
         grp = (doc, roster) + groupcfg.load_secret(group)
     except groupcfg.GroupError as e:
         raise _user_error(str(e)) from None
     return board, img, fw, grp, pick_port(port, comports)
+
+
+def _roster_additions(group: str | os.PathLike | None) -> None:
+    """Members and nodes the ledger shows added by an adopted ROSTER join group.json first (plexus.rosterstate),
+    so the new node is handed them. A ledger that cannot be read leaves the roster as it is."""
+    from plexus import rosterstate
+    from plexus.ledger import LedgerError
+
+    try:
+        rosterstate.refresh(group)
+    except LedgerError:
+        pass
+
+
+def _hand_additions(port: str, doc: dict) -> tuple[int, list[str]]:
+    """Post the ROSTER records of the roster's additions and their consents to the freshly booted node: it
+    starts from the founding roster (which fixes the group id) and adopts them as every node did, from the
+    signed records (kept in its store, so they hold across reboots). (records the node took, names missing)."""
+    from plexus import rosterstate
+    from plexus.client import HostLinkClient, LinkError, NodeError
+    from plexus.ledger import LedgerError
+
+    try:
+        recs, missing = rosterstate.handover(doc)
+    except LedgerError:
+        return 0, [a.get("name", "?") for a in doc.get("added", [])]
+    took = 0
+    if recs:
+        with HostLinkClient(port, timeout=3.0) as c:
+            for r in recs:
+                try:
+                    c.post(r)
+                    took += 1
+                except NodeError:
+                    pass  # it has it already (a re-provisioned node), or will learn it by anti-entropy
+                except LinkError as e:
+                    raise _user_error("handing the roster additions to the node failed: %s" % e) from None
+    return took, missing
 
 
 def _promote_rekeys(group: str | os.PathLike | None) -> None:
@@ -487,7 +528,15 @@ def provision(board_id: str, port: str | None = "auto", image: str | os.PathLike
 
         if info.get("node_key") != HostCrypto().public_key(seed).hex():
             raise _user_error("the node reports key %s, not the one just stored" % info.get("node_key"))
+    took, missing = _hand_additions(port, doc)
     info = dict(info)
+    info.update(roster_records=took, roster_missing=missing)
+    from plexwire import msg
+
+    try:
+        info["in_roster"] = roster.get(msg.key_id(bytes.fromhex(str(info.get("node_key", ""))))) is not None
+    except ValueError:
+        info["in_roster"] = False
     info.update(stale=len(stale), port=port, uploaded=len(todo), skipped=len(files) - len(todo), new_key=seed is not None,
                 bytes=total, board=board["id"], frozen=frozen)
     return info
@@ -540,6 +589,17 @@ def run(args) -> int:
     for p in rekeystate.pending(args.group):
         print("note: rekey %s to epoch %d is not adopted in the ledger yet; the node got the key of epoch %s. Once it "
               "is adopted (plexus ledger sync), provision this node again" % (p["rekey"], p["epoch"], info.get("epoch")))
-    print("add it to the roster: plexus group init ... --node %s=%s" % (info.get("name"), info.get("node_key")))
+    if info.get("roster_records"):
+        print("handed the node %d roster record(s): the members and nodes added since the group began"
+              % info["roster_records"])
+    if info.get("roster_missing"):
+        print("note: the local ledger lacks the ROSTER record adding %s: the node learns it from its neighbours "
+              "(anti-entropy), or sync the ledger and provision again" % ", ".join(info["roster_missing"]))
+    if info.get("in_roster"):
+        print("node %s is in the roster" % info.get("name"))
+    else:
+        print("add it to the roster: plexus group add --node %s=%s --port PORT   (quorum consent needed; a group "
+              "not created yet: plexus group init ... --node %s=%s)" % (info.get("name"), info.get("node_key"),
+                                                                         info.get("name"), info.get("node_key")))
     sys.stdout.flush()
     return 0

@@ -22,10 +22,12 @@ from plexus import groupcfg
 class Governance:
     """Revocations and adoptions in a ledger, as the node core computes them."""
 
-    def __init__(self, revoked: set[bytes], adopted: dict[bytes, int], revokes: list[tuple[bytes, bytes, int]]):
+    def __init__(self, revoked: set[bytes], adopted: dict[bytes, int], revokes: list[tuple[bytes, bytes, int]],
+                 rosters: list[tuple[bytes, dict]] | None = None):
         self.revoked = revoked  # key ids whose REVOKE was adopted
         self.adopted = adopted  # proposal id -> ledger record number that completed the quorum
         self.revokes = revokes  # (REVOKE id, revoked key id, reason) in ledger order
+        self.rosters = rosters or []  # (ROSTER id, its fields: op, key, name, contact) in ledger order
 
     def pending_revoke(self, kid: bytes) -> bytes | None:
         """The id of a REVOKE of `kid` still waiting for consents, if any."""
@@ -52,8 +54,9 @@ def governance(ledger_path: str | os.PathLike | None, roster: pgroup.Roster) -> 
     with ledgermod.Ledger(str(p), roster) as led:
         node, _flags, adopted = replay(led)
         revokes = [(e.id, e.msg.f["key"], e.msg.f["reason"]) for e in led.entries(kinds=[msg.REVOKE])]
+        rosters = [(e.id, dict(e.msg.f)) for e in led.entries(kinds=[msg.ROSTER])]
     revoked = {kid for kid, e in node.roster.entries.items() if e.revoked}
-    return Governance(revoked, adopted, revokes)
+    return Governance(revoked, adopted, revokes, rosters)
 
 
 def _secret_doc(group: str | os.PathLike | None) -> tuple[Path, dict]:

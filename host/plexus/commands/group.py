@@ -1,4 +1,4 @@
-"""`plexus group init|show|revoke|rekey`: the roster document, revocations and the group secret."""
+"""`plexus group init|show|add|revoke|rekey`: the roster document, additions, revocations and the group secret."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 
 from plexwire import group as pgroup
+from plexwire import msg
 
 from plexus import groupcfg
 from plexus.cli import UserError
@@ -63,17 +64,21 @@ def _show_args(p: argparse.ArgumentParser) -> None:
 def _show(args: argparse.Namespace) -> int:
     import sys
 
-    from plexus import rekeystate
+    from plexus import rekeystate, rosterstate
     from plexus.ledger import LedgerError
 
     with user_errors():
+        try:
+            added = rosterstate.refresh(args.group, args.ledger)  # additions the ledger shows adopted
+        except LedgerError:
+            added = []  # reported below
         doc = groupcfg.load_doc(args.group)
         roster = groupcfg.load_roster(args.group)
         s = groupcfg.summary(doc)
         try:
             gov = rekeystate.governance(args.ledger, roster)
         except LedgerError as err:
-            print("note: revocations and rekeys not checked: %s" % err, file=sys.stderr)
+            print("note: revocations, additions and rekeys not checked: %s" % err, file=sys.stderr)
             gov = None
         try:
             groupcfg.load_secret(args.group)
@@ -88,10 +93,13 @@ def _show(args: argparse.Namespace) -> int:
         ent["revoked"] = bytes.fromhex(ent["key_id"]) in revoked
     if args.json:
         s["promoted"] = promoted
+        s["added"] = added
         print_json(s)
         return 0
     print("%s  group id %s" % (s["name"], s["group_id"]))
     print("quorum: %d of %d members (%s)" % (s["quorum"], len(s["members"]), s["quorum_rule"]))
+    for a in added:
+        print("%s %s joined: its ROSTER %s was adopted" % (a["role"], a["name"], a["roster"]))
     for p in promoted:
         print("rekey %s was adopted: the secret of epoch %d is now current" % (p["rekey"], p["epoch"]))
     if s["epoch"] is not None:
@@ -106,7 +114,7 @@ def _show(args: argparse.Namespace) -> int:
         print("  %-16s %s  %s" % (m["name"], m["key_id"], m.get("contact", "")))
     print("nodes:" if s["nodes"] else "nodes: none")
     for n in s["nodes"]:
-        print("  %-16s %s  %s" % (n["name"], n["key_id"], n.get("holder", "")))
+        print("  %-16s %s  %s" % (n["name"], n["key_id"], n.get("holder") or n.get("contact", "")))
     return 0
 
 
@@ -187,6 +195,83 @@ def _revoke(args: argparse.Namespace) -> int:
     print("next steps:")
     print("  1. collect consents: %s" % nxt[0])
     print("  2. then rekey:       %s" % nxt[1])
+    return 0
+
+
+def _add_args(p: argparse.ArgumentParser) -> None:
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--node", metavar="NAME=KEYHEX", help="a node: NAME=its public key (the node_key its HELLO reports)")
+    who.add_argument("--member", metavar="NAME=KEY",
+                     help="a member: NAME=64 hex digits of the public key, or NAME=a key in the keystore")
+    p.add_argument("--contact", default="", help="how to reach the member or the node's holder (optional)")
+    add_port(p)
+    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this key (keystore or member name)")
+    add_keystore(p)
+    add_group(p)
+    add_ledger(p)
+    add_json(p)
+
+
+def _add(args: argparse.Namespace) -> int:
+    """Sign a ROSTER addition and POST it; the member or node joins once a quorum consents (SPEC.md s.10). The
+    group id does not change: the laptop's group.json keeps its founding roster and lists the addition under
+    "added" once the ledger shows it adopted (plexus.rosterstate)."""
+    from plexus import client as clientmod
+    from plexus import rekeystate, rosterstate
+    from plexus.ledger import LedgerError
+
+    with user_errors():
+        try:
+            rosterstate.refresh(args.group, args.ledger)  # an addition adopted meanwhile is in the roster already
+        except LedgerError:
+            pass
+        roster = groupcfg.load_roster(args.group)
+        key = groupcfg.member_key(roster, args.keystore, args.as_member)
+        if args.node is not None:
+            ent, role, op = groupcfg.resolve_node(args.node), pgroup.ROLE_NODE, msg.ROSTER_ADD_NODE
+        else:
+            ent, role, op = groupcfg.resolve_member(args.member, args.keystore), pgroup.ROLE_MEMBER, msg.ROSTER_ADD_MEMBER
+        try:
+            gov = rekeystate.governance(args.ledger, roster)
+        except LedgerError as e:
+            raise UserError(str(e)) from None
+    name, pub = ent["name"], bytes.fromhex(ent["key"])
+    kid = msg.key_id(pub)
+    have = roster.get(kid)
+    if have is not None:
+        raise UserError("that key is already in the roster, as %s %s%s" % (
+            have.role, have.name or kid.hex(), " (revoked)" if gov is not None and kid in gov.revoked else ""))
+    same = [e for e in roster.entries.values() if e.name == name]
+    if same:
+        raise UserError("the name %s is already in the roster (%s %s): choose another" % (name, same[0].role, same[0].kid.hex()))
+    if gov is not None:
+        waiting = rosterstate.pending_add(gov, pub, name)
+        if waiting is not None:
+            raise UserError("an addition of %s is already waiting for consents: plexus consent %s --port PORT"
+                            % (name, waiting.hex()))
+    try:
+        rec = clientmod.roster_record(key, roster.group_id, op, pub, name, args.contact)
+    except clientmod.RecordError as e:
+        raise UserError(str(e)) from None
+    with user_errors():
+        with open_client(args, set_time=True) as c:
+            reply = c.post(rec)
+    rid = clientmod.record_id(rec).hex()
+    nxt = ["plexus consent %s --port PORT --as MEMBER   (%d member consents needed)" % (rid, roster.quorum),
+           "plexus ledger sync --port PORT   (once adopted, %s is in this laptop's roster)" % name]
+    if role == pgroup.ROLE_NODE:
+        nxt.append("plexus node provision --board BOARD --port PORT --name %s   (after the sync: the node is "
+                   "handed its addition and the consents)" % name)
+    if args.json:
+        print_json({"id": rid, "key_id": kid.hex(), "key": pub.hex(), "name": name, "role": role,
+                    "author": key.name, "node": reply, "next": nxt})
+        return 0
+    print("add %s %s (%s): %s (id %s)" % (role, name, kid.hex(), "posted" if reply.get("accepted") else reply, rid))
+    print("next steps:")
+    print("  1. collect consents: %s" % nxt[0])
+    print("  2. then:             %s" % nxt[1])
+    if len(nxt) > 2:
+        print("  3. set the node up:  %s" % nxt[2])
     return 0
 
 
@@ -292,6 +377,7 @@ def _commit(args: argparse.Namespace) -> int:
 SUBCOMMANDS = {
     "init": (_init_args, _init, "create the roster document and a fresh group secret"),
     "show": (_show_args, _show, "print members, nodes, quorum and group id"),
+    "add": (_add_args, _add, "post a ROSTER addition of a member or node (the group id stays); needs quorum consent"),
     "revoke": (_revoke_args, _revoke, "post a REVOKE of a member or node key (seized, lost, left); needs quorum consent"),
     "rekey": (_rekey_args, _rekey, "wrap a new group key for the remaining nodes and post the REKEY (--commit: adopt it here)"),
 }

@@ -62,20 +62,37 @@ def _sync(args: argparse.Namespace) -> int:
             with prog:
                 res = ledgermod.sync(c, led, limit=args.limit, progress=cb)
             head = led.count()
+    added = _roster_additions(args)
     promoted = _promote_rekeys(args)
     if args.json:
         d = res.as_dict()
         d["ledger_records"] = head
         d["promoted_rekeys"] = promoted
+        d["roster_added"] = added
         print_json(d)
     else:
         print("synced from %s: %d fetched, %d new, %d already had, %d refused; ledger holds %d records"
               % (res.name or res.node_key.hex()[:16], res.fetched, res.inserted, res.duplicates, len(res.rejected), head))
+        for a in added:
+            print("%s %s joined the roster: its ROSTER %s was adopted (%s updated)"
+                  % (a["role"], a["name"], a["roster"], groupcfg.group_path(args.group)))
         for p in promoted:
             print("rekey %s adopted: the group secret of epoch %d is now current on this laptop" % (p["rekey"], p["epoch"]))
         for r in res.rejected[:10]:
             print("  refused: %s" % r, file=sys.stderr)
     return 0
+
+
+def _roster_additions(args: argparse.Namespace) -> list[dict]:
+    """After a sync: members and nodes whose ROSTER addition is now adopted join group.json (plexus.rosterstate)."""
+    from plexus import rosterstate
+
+    if not (args.group or groupcfg.group_path(args.group).exists()):
+        return []
+    try:
+        return rosterstate.refresh(args.group, args.ledger)
+    except (groupcfg.GroupError, ledgermod.LedgerError):
+        return []
 
 
 def _promote_rekeys(args: argparse.Namespace) -> list[dict]:
