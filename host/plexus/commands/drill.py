@@ -79,6 +79,8 @@ def _table(tally: drillmod.Tally, text: str, left_s: float, caller: str = "calle
             "-" if c is None else "%s s" % c,
             "-" if via is None else by_short.get(via, caller if s.get("hops") == 1 else "#%04x" % via),
         )
+        if c is not None and not s.get("reached_receipt"):
+            t.caption = drillmod.REACHED_NOTE
     return t
 
 
