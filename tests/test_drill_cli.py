@@ -167,14 +167,31 @@ def test_drill_end_to_end_reached_confirmed_silent_and_stored(mesh, capsys):
     assert rows["n3"]["reached_s"] is None
     assert rep["relay_tree"] == [["n0", "n1"], ["n1", "n2"]]
     assert rep["single_points_of_failure"] == ["n1"]
-    assert rep["phone_chain"] == [{"node": "n3", "holder": "holder of n3", "contact": "+49 30 555 0103"}]
+    # the phone chain: the silent node first, then n1, reached but nobody pressed confirm there
+    assert rep["phone_chain"] == [
+        {"node": "n3", "holder": "holder of n3", "contact": "+49 30 555 0103", "state": "silent"},
+        {"node": "n1", "holder": "holder of n1", "contact": "+49 30 555 0101", "state": "reached, not confirmed"},
+    ]
+    # n2's "reached" receipt is usually dropped because its holder confirmed first (it waits 2 s or more): then its
+    # reached time is the confirmation's, and the report marks it
+    n2_marked = not rows["n2"]["reached_receipt"]
+    if n2_marked:
+        assert rows["n2"]["reached_s"] == rows["n2"]["confirmed_s"]
+    assert rows["n1"]["reached_receipt"] is True
     # stored in the default ledger; `drill report` reads it back in every format
     with Ledger(home / "ledger.sqlite") as led:
         stored = led.reports("drill")
     assert len(stored) == 1 and stored[0]["data"]["alert"] == rep["alert"]
     assert main(["drill", "report"]) == 0
     text = capsys.readouterr().out
-    assert "PHONE CHAIN" in text and "holder of n3" in text and "reached   2 (66.7 %)" in text
+    assert "PHONE CHAIN" in text and "holder of n3" in text and "reached   2 of 3 (66.7 %)" in text
+    assert "None" not in text and "Every node" not in text
+    assert "1 of 3 nodes confirmed; 1 silent, 1 reached but not confirmed" in text
+    assert "reached, not confirmed: the radio got it, nobody pressed" in text
+    n2_row = next(line for line in text.splitlines() if line.startswith("n2 "))
+    n1_row = next(line for line in text.splitlines() if line.startswith("n1 "))
+    assert n2_row.split()[2].endswith("*") is n2_marked and ('no separate "reached" receipt' in text) is n2_marked
+    assert not n1_row.split()[2].endswith("*")
     assert main(["drill", "report", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["phone_chain"][0]["node"] == "n3"
     page = home / "drill.html"
@@ -194,7 +211,8 @@ def test_drill_start_ends_by_itself_after_wait(mesh, capsys):
     assert 2 <= time.monotonic() - t0 < 10
     out = capsys.readouterr().out
     # n3 is switched off: nobody is reached, all three others are in the phone chain
-    assert "reached   0 (0.0 %)" in out and "PHONE CHAIN" in out
+    assert "reached   0 of 3 (0.0 %)  p50 -  p95 -" in out and "PHONE CHAIN" in out
+    assert "None" not in out and "within - (p95)" in out
     for n in ("n0", "n1", "n2"):
         assert "holder of %s" % n in out
     assert "stored in the ledger as drill report 1" in out
@@ -282,6 +300,9 @@ def test_watch_falls_back_to_tally_and_stops_when_everyone_confirmed(monkeypatch
     assert (tally2.seconds("n1", "reached"), tally2.seconds("n1", "confirmed")) == (1.0, 4.0)
     rep = drillmod.build_report("x", "n0", tally2.started_ms, nodes, tally2.receipts())
     assert rep["confirmed"] == 1 and rep["rows"][0]["confirmed_s"] == 4.0 and rep["phone_chain"] == []
+    assert "Every node confirmed." in drillmod.as_text(rep)
+    # TALLY's t_reached is 1000, not t_confirmed: a "reached" receipt of its own came
+    assert rep["rows"][0]["reached_receipt"] is True and rep["rows"][0]["reached_s"] == 1.0
     # a receipt's signed time (from an EVENT) wins over the arrival time the tally gives
     tally2.on_event(
         {

@@ -347,3 +347,36 @@ def test_scenario_forms_are_equivalent_and_status_is_collected(tmp_path):
     assert runs[0].tx_log == runs[1].tx_log == runs[2].tx_log
     st = runs[0].status
     assert set(st) == {"l00", "l01", "l02", "l03"} and st["l03"]["stored"] == 1 and st["l00"]["tx_frames"] == 1
+
+
+def test_a_bulletin_can_be_a_decision_and_the_core_label_can_be_given():
+    """`"decision": true` on a bulletin posts a decision bulletin (the real core stores it flagged); the bundled
+    town's first bulletin is one; a given factory is labelled "custom" unless the caller says what it builds."""
+    from plexus.sim import nodes as simnodes
+    from plexus.sim.scenario import ScenarioError, normalize
+    from plexwire import msg
+
+    assert load_scenario("town")["traffic"][0] == {
+        "type": "bulletin", "t": 60, "node": 0, "text": "Assembly moved to the library, Thursday 19:00", "decision": True}
+    assert all("decision" not in it for it in load_scenario("town")["traffic"][1:])
+    with pytest.raises(ScenarioError, match=r"traffic\[0\]\.decision must be true or false"):
+        normalize(line(n=2, traffic=[{"type": "bulletin", "t": 10, "node": "l00", "decision": "yes"}]))
+    raw = line(n=3, spacing=1000, traffic=[{"type": "bulletin", "t": 10, "node": "l00", "text": "we decide", "decision": True},
+                                           {"type": "bulletin", "t": 20, "node": "l01", "text": "just news"}])
+    cores = {}
+
+    def factory(name, **kw):
+        cores[name] = simnodes.make_core_node(name, **kw)
+        return cores[name]
+
+    res = run_scenario(raw, node_factory=factory, core="plexnode")
+    assert res.metrics["core"] == "plexnode"
+    assert run_scenario(raw, node_factory=make_stub_node).metrics["core"] == "custom"  # the stub takes the flag too
+    from plexus.ledger import Entry
+
+    flags = {}
+    for i, rec in enumerate(cores["l02"].store.since(0, 64)):
+        e = Entry(i + 1, bytes(16), rec[4])
+        if e.kind in (msg.BULLETIN, msg.BULLETIN_LONG):
+            flags[e.text] = bool(e.msg.f["flags"] & msg.BULLETIN_DECISION)
+    assert flags == {"we decide": True, "just news": False}

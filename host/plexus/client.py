@@ -263,6 +263,8 @@ def consent_record(key: Any, group_id: bytes, target: bytes, stance: str = "cons
 # REVOKE reason codes (SPEC.md s.4.3): 0 unspecified, 1 lost or compromised, 2 left the group, 3 removed by decision
 REVOKE_REASONS = {"unspecified": 0, "seized": 1, "lost": 1, "left": 2, "removed": 3}
 REVOKE_REASON_TEXT = {0: "unspecified", 1: "lost or compromised", 2: "left the group", 3: "removed by decision"}
+# a REVOKE's reason code in the words `group revoke --reason` takes (one code can have two names: "seized or lost")
+REVOKE_REASON_NAMES = {c: " or ".join(n for n, v in REVOKE_REASONS.items() if v == c) for c in sorted(set(REVOKE_REASONS.values()))}
 
 
 def revoke_record(key: Any, group_id: bytes, kid: bytes, reason: str = "unspecified", time_s: int | None = None) -> bytes:

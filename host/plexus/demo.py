@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from plexwire import hostlink
+from plexwire import hostlink, msg
 
 from plexus import drill
 
@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.panel import Panel
 
+    from plexus import export as exportmod
+    from plexus.client import plexus_time
     from plexus.ledger import Ledger
     from plexus.sim import nodes as simnodes
     from plexus.sim.cli import print_summary
@@ -56,14 +58,15 @@ def run(args: argparse.Namespace) -> int:
         task = bar.add_task("simulating %d nodes" % len(sc["nodes"]), total=float(sc["duration_s"]))
         bar.start()
         progress = lambda done, total: bar.update(task, completed=done)  # noqa: E731
-    result = run_scenario(sc, "plexus", args.seed, node_factory=factory, progress=progress)
+    # the factory wraps the real node core: say so (run_scenario calls any given factory "custom")
+    result = run_scenario(sc, "plexus", args.seed, node_factory=factory, progress=progress, core="plexnode")
     if progress is not None:
         bar.stop()
     print_summary(result, con)
 
     ctx = simnodes.context()
     roster = ctx["roster"]
-    reports = drill.report_from_sim(result, roster)
+    reports = drill.report_from_sim(result, roster, time0=simnodes.SIM_TIME0)
     for rep in reports:
         txt = drill.as_text(rep)
         con.print(Panel(txt.rstrip(), title="drill report"))
@@ -79,22 +82,47 @@ def run(args: argparse.Namespace) -> int:
     led = Ledger(ledger_path, roster=ctx["doc"])
     cursor = 0
     fetched = inserted = 0
-    while True:
-        recs = node.store.since(cursor, 64)
-        if not recs:
-            break
-        res = led.ingest([r[4] for r in recs])
-        inserted += res.inserted
-        fetched += len(recs)
-        cursor = recs[-1][0]
+
+    def sync() -> None:
+        nonlocal cursor, fetched, inserted
+        while True:
+            recs = node.store.since(cursor, 64)
+            if not recs:
+                break
+            res = led.ingest([r[4] for r in recs])
+            inserted += res.inserted
+            fetched += len(recs)
+            cursor = recs[-1][0]
+
+    sync()
+    # the assembly's member consents to the decision(s) from the laptop on that node, as `plexus consent` does
+    # (signed with the laptop's clock; its quorum is 1), and the ledger is synced once more: `plexus ledger
+    # decisions` shows them adopted
+    end_ms = int(sc["duration_s"] * 1000)
+    for e in led.entries(kinds=[msg.BULLETIN, msg.BULLETIN_LONG]):
+        if e.msg.f["flags"] & msg.BULLETIN_DECISION:
+            seed = ctx["assembly_seed"]
+            kid = msg.key_id(ctx["crypto"].public_key(seed))
+            unsigned = msg.encode_unsigned(msg.CONSENT, {"target": e.id, "stance": msg.STANCE_CONSENT}, kid,
+                                           plexus_time())
+            inner = msg.finish(unsigned, ctx["crypto"].sign(seed, msg.signing_bytes(roster.group_id, unsigned)))
+            ok, why = node.handle_inner(inner, None, None, 0, end_ms, b"", True)
+            con.print("decision %r: %s" % ((e.text or "")[:60], "the assembly consents" if ok else "consent refused: %s" % why),
+                      highlight=False)
+    sync()
     for rep in reports:
         led.add_report("drill", rep)
     v = led.verify()
+    # the printable sheet (writing it publishes the adopted decision, as `plexus ledger export` does)
+    sheet = exportmod.export_text(led, out / "ledger.txt", roster=roster)
+    # soft_wrap: a log or a pipe gets the line whole, not "verify:" with "OK" alone on the next line
     con.print("ledger %s: %d records synced from node %s (%d new); verify: %s"
-              % (ledger_path, fetched, origin, inserted, "OK" if v.ok else v))
+              % (ledger_path, fetched, origin, inserted, "OK" if v.ok else v), soft_wrap=True, highlight=False)
     plot = out / "town.png"
     save_plot(result, str(plot))
-    con.print("plot: %s   report: %s   (%.1f s)" % (plot, out / "drill-report.txt", time.time() - t0))
+    con.print("plot: %s   report: %s   sheet: %s   (%.1f s)" % (plot, out / "drill-report.txt", sheet, time.time() - t0),
+              soft_wrap=True,
+              highlight=False)
     led.close() if hasattr(led, "close") else None
     return 0
 

@@ -24,15 +24,35 @@ def _percentile(xs: list[float], p: float) -> float | None:
     return round(xs[k], 1)
 
 
+def dash(v: Any, unit: str = "") -> str:
+    """A report value for people: `-` for a missing one (no receipts, nothing expected), else the value and unit."""
+    return "-" if v is None else "%s%s" % (v, unit)
+
+
+SILENT = "silent"
+UNCONFIRMED = "reached, not confirmed"
+# what each phone-chain group means, in the order the chain lists them
+CHAIN_GROUPS = ((SILENT, "silent: nothing came back from these nodes"),
+                (UNCONFIRMED, "reached, not confirmed: the radio got it, nobody pressed"))
+REACHED_NOTE = ("* no separate \"reached\" receipt came back (nodes hold it back and drop it once their holder "
+                "confirms): the node was reached at or before the time shown.")
+
+
 def build_report(text: str, caller: str, started_ms: int, nodes: list[dict], receipts: list[dict],
-                 links: list[tuple[str, str]] | None = None) -> dict:
+                 links: list[tuple[str, str]] | None = None, not_expected: list[dict] | None = None) -> dict:
     """nodes: [{"name", "short", "holder", "contact"}] every node expected to answer (the caller excluded);
     receipts: [{"node": name, "state": "reached"|"confirmed", "hops", "via": short id, "t": arrival ms,
     "at_s": seconds after the call by the node's signed clock, or None}] as they arrived;
-    links: the observed mesh (pairs of names, from the nodes' neighbour tables), for single points of failure."""
+    links: the observed mesh (pairs of names, from the nodes' neighbour tables), for single points of failure;
+    not_expected: [{"node", "why"}] roster nodes left out (revoked, or left out of the group's current key).
+
+    A node's "reached" receipt is held back and dropped when its holder confirms first, so a confirmed node
+    may have no "reached" receipt: its row's reached_s is then its confirmation time and `reached_receipt`
+    is False (the node was reached at or before that time)."""
     by_short = {n["short"]: n["name"] for n in nodes}
     rows: dict[str, dict[str, Any]] = {n["name"]: {"node": n["name"], "holder": n.get("holder", ""), "hops": None,
-                                                    "reached_s": None, "confirmed_s": None, "via": None} for n in nodes}
+                                                    "reached_s": None, "confirmed_s": None, "via": None,
+                                                    "reached_receipt": False} for n in nodes}
     for r in receipts:
         row = rows.get(r["node"])
         if row is None:
@@ -43,6 +63,8 @@ def build_report(text: str, caller: str, started_ms: int, nodes: list[dict], rec
             row["back_s"] = back
         row["hops"] = r.get("hops")
         row["via"] = by_short.get(r.get("via"), caller if r.get("hops") == 1 else None)
+        if r["state"] != "confirmed":
+            row["reached_receipt"] = True
         if row["reached_s"] is None or dt < row["reached_s"]:
             row["reached_s"] = dt
         if r["state"] == "confirmed" and (row["confirmed_s"] is None or dt < row["confirmed_s"]):
@@ -60,7 +82,14 @@ def build_report(text: str, caller: str, started_ms: int, nodes: list[dict], rec
                 g.add_edge(a, b)
     # only nodes that answered can be relied on: the mesh as this drill observed it
     g = g.subgraph([caller] + [r["node"] for r in reached]).copy()
-    silent = [n for n in nodes if rows[n["name"]]["reached_s"] is None]
+    chain = []
+    for state in (SILENT, UNCONFIRMED):
+        for n in nodes:
+            row = rows[n["name"]]
+            st = SILENT if row["reached_s"] is None else UNCONFIRMED if row["confirmed_s"] is None else None
+            if st == state:
+                chain.append({"node": n["name"], "holder": n.get("holder", ""), "contact": n.get("contact", ""),
+                              "state": state})
     return {
         "text": text,
         "caller": caller,
@@ -78,49 +107,113 @@ def build_report(text: str, caller: str, started_ms: int, nodes: list[dict], rec
         # the caller's own node counts too: losing it would split the mesh as well
         "single_points_of_failure": sorted(nx.articulation_points(g)),
         "receipts_back_s_p95": _percentile([r["back_s"] for r in reached if r.get("back_s") is not None], 95),
-        "phone_chain": [{"node": n["name"], "holder": n.get("holder", ""), "contact": n.get("contact", "")} for n in silent],
+        # whom to phone or visit: the silent nodes first, then those reached whose holder never confirmed
+        "phone_chain": chain,
+        "not_expected": list(not_expected or []),
         "rows": sorted(rows.values(), key=lambda r: (r["reached_s"] is None, r["reached_s"] or 0, r["node"])),
     }
 
 
+def chain_state(p: dict) -> str:
+    """A phone-chain entry's state (reports stored before the state was recorded listed silent nodes only)."""
+    return str(p.get("state") or SILENT)
+
+
+def summary(rep: dict) -> str:
+    """One true sentence about how the drill went."""
+    n = rep.get("expected", 0)
+    if not n:
+        return "No nodes were expected (the roster has no other active nodes)."
+    silent = sum(1 for p in rep.get("phone_chain", []) if chain_state(p) == SILENT)
+    unconf = sum(1 for p in rep.get("phone_chain", []) if chain_state(p) == UNCONFIRMED)
+    if rep.get("confirmed", 0) >= n:
+        return "Every node confirmed."
+    parts = []
+    if silent:
+        parts.append("%d silent" % silent)
+    if unconf:
+        parts.append("%d reached but not confirmed" % unconf)
+    return "%d of %d nodes confirmed; %s: phone or visit them." % (rep.get("confirmed", 0), n, ", ".join(parts) or "none missing")
+
+
+def count_line(label: str, k: int, n: int, pct: Any) -> str:
+    return "%s %d of %d (%s)" % (label, k, n, dash(pct, " %"))
+
+
+def reached_cell(r: dict) -> str:
+    """The "reached" column of a row: the time, marked * when only a confirmation told it (see REACHED_NOTE)."""
+    if r.get("reached_s") is None:
+        return "SILENT"
+    marked = r.get("confirmed_s") is not None and not r.get("reached_receipt", True)
+    return "%s%s" % (r["reached_s"], "*" if marked else "")
+
+
+def chain_lines(rep: dict, contacts: dict[str, str] | None = None, box: str = "[ ] ") -> list[str]:
+    """The phone chain, grouped (silent first), one line per node with its holder and contact."""
+    out = []
+    chain = rep.get("phone_chain", [])
+    for state, title in CHAIN_GROUPS:
+        group = [p for p in chain if chain_state(p) == state]
+        if group:
+            out.append("  %s:" % title)
+            for p in group:
+                contact = (contacts or {}).get(p["node"]) or p.get("contact", "")
+                out.append("    %s%-10s %-24s %s" % (box, p["node"], p.get("holder", ""), contact))
+    return out
+
+
 def as_text(rep: dict) -> str:
-    out = ["DRILL REPORT: %s" % rep["text"], "called from %s; %d nodes expected" % (rep["caller"], rep["expected"]),
-           "reached   %d (%s %%)  p50 %s s  p95 %s s" % (rep["reached"], rep["reach_pct"], rep["reach_s_p50"], rep["reach_s_p95"]),
-           "confirmed %d (%s %%)  p50 %s s  p95 %s s" % (rep["confirmed"], rep["confirm_pct"], rep["confirm_s_p50"],
-                                                         rep["confirm_s_p95"]),
-           "receipts back at the caller within %s s (p95)" % rep["receipts_back_s_p95"],
-           "single points of failure (nodes whose loss cuts others off): %s" % (", ".join(rep["single_points_of_failure"]) or "none"),
-           ""]
+    n = rep["expected"]
+    out = ["DRILL REPORT: %s" % rep["text"], "called from %s; %d nodes expected" % (rep["caller"], n)]
+    if rep.get("not_expected"):
+        out.append("not expected: %s" % ", ".join("%s (%s)" % (x["node"], x["why"]) for x in rep["not_expected"]))
+    out += [count_line("reached  ", rep["reached"], n, rep["reach_pct"])
+            + "  p50 %s  p95 %s" % (dash(rep["reach_s_p50"], " s"), dash(rep["reach_s_p95"], " s")),
+            count_line("confirmed", rep["confirmed"], n, rep["confirm_pct"])
+            + "  p50 %s  p95 %s" % (dash(rep["confirm_s_p50"], " s"), dash(rep["confirm_s_p95"], " s")),
+            "receipts back at the caller within %s (p95)" % dash(rep["receipts_back_s_p95"], " s"),
+            "single points of failure (nodes whose loss cuts others off): %s" % (", ".join(rep["single_points_of_failure"]) or "none"),
+            "", summary(rep)]
     if rep["phone_chain"]:
-        out.append("PHONE CHAIN: nobody answered from these nodes; call or visit:")
-        for p in rep["phone_chain"]:
-            out.append("  [ ] %-10s %-24s %s" % (p["node"], p["holder"], p["contact"]))
-    else:
-        out.append("Every node answered.")
-    out.append("")
-    out.append("%-10s %4s %10s %12s  %s" % ("node", "hops", "reached s", "confirmed s", "heard via"))
-    for r in rep["rows"]:
-        out.append("%-10s %4s %10s %12s  %s" % (r["node"], r["hops"] if r["hops"] is not None else "-",
-                                                 r["reached_s"] if r["reached_s"] is not None else "SILENT",
-                                                 r["confirmed_s"] if r["confirmed_s"] is not None else "-", r["via"] or "-"))
+        out.append("PHONE CHAIN: call or visit:")
+        out += chain_lines(rep)
+    if rep["rows"]:
+        out.append("")
+        out.append("%-10s %4s %10s %12s  %s" % ("node", "hops", "reached s", "confirmed s", "heard via"))
+        for r in rep["rows"]:
+            out.append("%-10s %4s %10s %12s  %s" % (r["node"], dash(r["hops"]), reached_cell(r), dash(r["confirmed_s"]),
+                                                     r["via"] or "-"))
+        if any(reached_cell(r).endswith("*") for r in rep["rows"]):
+            out.append(REACHED_NOTE)
     return "\n".join(out) + "\n"
 
 
 def as_html(rep: dict) -> str:
     e = html.escape
     rows = "".join("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
-        e(r["node"]), r["hops"] if r["hops"] is not None else "-", r["reached_s"] if r["reached_s"] is not None else "<b>silent</b>",
-        r["confirmed_s"] if r["confirmed_s"] is not None else "-", e(r["via"] or "-")) for r in rep["rows"])
-    chain = "".join("<li>%s: %s, %s</li>" % (e(p["node"]), e(p["holder"]), e(p["contact"])) for p in rep["phone_chain"])
-    return ("<section class='drill'><h2>Drill: %s</h2><p>Reached %d of %d (%s %%), confirmed %d (%s %%); "
-            "p95 to confirm %s s. Single points of failure: %s.</p><h3>Phone chain</h3><ul>%s</ul>"
-            "<table><tr><th>node</th><th>hops</th><th>reached s</th><th>confirmed s</th><th>heard via</th></tr>%s</table></section>"
-            % (e(rep["text"]), rep["reached"], rep["expected"], rep["reach_pct"], rep["confirmed"], rep["confirm_pct"],
-               rep["confirm_s_p95"], e(", ".join(rep["single_points_of_failure"]) or "none"), chain or "<li>nobody</li>", rows))
+        e(r["node"]), dash(r["hops"]), "<b>silent</b>" if r["reached_s"] is None else e(reached_cell(r)),
+        dash(r["confirmed_s"]), e(r["via"] or "-")) for r in rep["rows"])
+    chain = ""
+    for state, title in CHAIN_GROUPS:
+        group = [p for p in rep["phone_chain"] if chain_state(p) == state]
+        if group:
+            chain += "<h4>%s</h4><ul>%s</ul>" % (e(title), "".join(
+                "<li>%s: %s, %s</li>" % (e(p["node"]), e(p.get("holder", "")), e(p.get("contact", ""))) for p in group))
+    note = "<p>%s</p>" % e(REACHED_NOTE) if any(reached_cell(r).endswith("*") for r in rep["rows"]) else ""
+    n = rep["expected"]
+    return ("<section class='drill'><h2>Drill: %s</h2><p>Reached %d of %d (%s), confirmed %d of %d (%s); "
+            "p95 to confirm %s. Single points of failure: %s.</p><p>%s</p>%s%s"
+            "<table><tr><th>node</th><th>hops</th><th>reached s</th><th>confirmed s</th><th>heard via</th></tr>%s</table>%s"
+            "</section>"
+            % (e(rep["text"]), rep["reached"], n, dash(rep["reach_pct"], " %"), rep["confirmed"], n,
+               dash(rep["confirm_pct"], " %"), dash(rep["confirm_s_p95"], " s"),
+               e(", ".join(rep["single_points_of_failure"]) or "none"), e(summary(rep)),
+               "<h3>Phone chain</h3>" if chain else "", chain, rows, note))
 
 
-def report_from_sim(result: Any, roster: Any = None) -> list[dict]:
-    """One report per drill in a simulator run (receipts as they reached the caller's node)."""
+def report_from_sim(result: Any, roster: Any = None, time0: int | None = None) -> list[dict]:
+    """One report per drill in a simulator run (receipts as they reached the caller's node). `time0`: the nodes'
+    clock (plexus seconds) at simulated time 0, for the report's start time."""
     from plexwire import msg
 
     names = list(result.events)
@@ -154,7 +247,13 @@ def report_from_sim(result: Any, roster: Any = None) -> list[dict]:
         short_to_name = {st[n]["short"]: n for n in names if "short" in st.get(n, {})}
         links = [(n, short_to_name[s]) for n in names
                  for s in st.get(n, {}).get("heard_ids", st.get(n, {}).get("neighbour_ids", [])) if s in short_to_name]
-        out.append(build_report(text, caller, start_ms, nodes, recs, links))
+        rep = build_report(text, caller, start_ms, nodes, recs, links)
+        rep["alert"] = bytes(post["id"]).hex()
+        if time0 is not None:
+            from plexus.client import EPOCH
+
+            rep["started"] = EPOCH + time0 + start_ms // 1000
+        out.append(rep)
     return out
 
 
@@ -178,12 +277,23 @@ def parse_duration(s: str) -> float:
     return v
 
 
-def expected_nodes(roster: Any, caller_kid: bytes | None) -> list[dict]:
-    """The roster's nodes that should answer a drill called from caller_kid (build_report's `nodes`)."""
+def expected_nodes(roster: Any, caller_kid: bytes | None, gone: dict[bytes, str] | None = None) -> list[dict]:
+    """The roster's nodes that should answer a drill called from caller_kid (build_report's `nodes`); `gone`:
+    key id -> why, the nodes no longer in the group (plexus.rekeystate.inactive_nodes), which are not expected."""
     from plexwire import msg
 
     return [{"name": e.name or e.kid.hex(), "short": msg.short_id(e.kid), "holder": e.holder, "contact": e.contact,
-             "kid": e.kid.hex()} for e in roster.nodes() if e.kid != caller_kid]
+             "kid": e.kid.hex()} for e in roster.nodes() if e.kid != caller_kid and e.kid not in (gone or {})]
+
+
+def not_expected(roster: Any, gone: dict[bytes, str] | None) -> list[dict]:
+    """build_report's `not_expected`: the roster nodes left out, with why."""
+    out = []
+    for kid, why in (gone or {}).items():
+        e = roster.get(kid)
+        if e is not None:
+            out.append({"node": e.name or kid.hex(), "why": why})
+    return sorted(out, key=lambda x: x["node"])
 
 
 def alert_record(key: Any, group_id: bytes, text: str, real: bool = False, time_s: int | None = None) -> bytes:
@@ -225,8 +335,12 @@ class Tally:
         n = self.by_kid.get(kid_hex)
         if n is None:
             return False
-        s = self.state.setdefault(n["name"], {"hops": None, "via": None, "reached": None, "confirmed": None})
+        s = self.state.setdefault(n["name"], {"hops": None, "via": None, "reached": None, "confirmed": None,
+                                              "reached_receipt": False})
         changed = False
+        if state == "reached" and not s["reached_receipt"]:
+            s["reached_receipt"] = True  # a "reached" receipt of its own, not only a confirmation
+            changed = True
         if hops is not None:
             s["hops"], s["via"] = hops, via
         for st in (("reached", "confirmed") if state == "confirmed" else ("reached",)):
@@ -254,7 +368,9 @@ class Tally:
         changed = False
         for r in reply.get("receipts", []):
             kid = str(r.get("node", ""))
-            changed |= self._put(kid, "reached", r.get("hops"), r.get("via"), self._t(r.get("t_reached"), laptop_ms), None)
+            # the caller's node sets t_reached = t_confirmed when a confirmation came with no "reached" before it
+            if r.get("state") != "confirmed" or r.get("t_reached") != r.get("t_confirmed"):
+                changed |= self._put(kid, "reached", r.get("hops"), r.get("via"), self._t(r.get("t_reached"), laptop_ms), None)
             if r.get("state") == "confirmed":
                 changed |= self._put(kid, "confirmed", r.get("hops"), r.get("via"),
                                      self._t(r.get("t_confirmed"), laptop_ms), None)
@@ -264,11 +380,11 @@ class Tally:
         return all((self.state.get(n["name"]) or {}).get("confirmed") for n in self.nodes)
 
     def receipts(self) -> list[dict]:
-        """build_report's `receipts`: one "reached" and (if any) one "confirmed" per node."""
+        """build_report's `receipts`: one "reached" (if a receipt of its own came) and one "confirmed" (if any) per node."""
         out = []
         for name, s in self.state.items():
             for st in ("reached", "confirmed"):
-                if s[st] is not None:
+                if s[st] is not None and (st == "confirmed" or s["reached_receipt"] or s["confirmed"] is None):
                     out.append({"node": name, "state": st, "hops": s["hops"], "via": s["via"], "t": s[st][0], "at_s": s[st][1]})
         out.sort(key=lambda r: r["t"])
         return out

@@ -83,7 +83,14 @@ def describe(e: Entry, roster: pgroup.Roster) -> str:
     if k == msg.ROSTER:
         return "roster op %d: %s (%s)" % (f["op"], f["name"], msg.key_id(f["key"]).hex())
     if k == msg.REVOKE:
-        return "revoke %s (reason %d)" % (_name(roster, f["key"]), f["reason"])
+        from plexus.client import REVOKE_REASON_NAMES
+
+        return "revoke %s (%s)" % (_name(roster, f["key"]), REVOKE_REASON_NAMES.get(f["reason"], "reason %d" % f["reason"]))
+    if k == msg.REKEY:
+        wrapped = {bytes(e.extra[i:i + 8]) for i in range(0, len(e.extra), msg.REKEY_ENTRY)}
+        left = sorted(_name(roster, n.kid) for n in roster.nodes() if n.kid not in wrapped)
+        return "rekey to epoch %d (wraps for %d node%s%s)" % (f["epoch"], len(wrapped), "" if len(wrapped) == 1 else "s",
+                                                             "; without " + ", ".join(left) if left and wrapped else "")
     return json.dumps(msg.fields_to_json(k, f), sort_keys=True)
 
 
@@ -148,6 +155,10 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None, now: int | None = 
     orphans = [c for t, cs in consents.items() if t not in ids for c in cs]
     if orphans:
         by_kind["consent"] = orphans
+    from plexus import rekeystate
+
+    gone = rekeystate.inactive_nodes(ledger, roster)
+    drills = {r["data"].get("alert"): r["data"] for r in ledger.reports("drill") if isinstance(r["data"], dict)}
     sections = []
     for key in ORDER + sorted(k for k in by_kind if k not in ORDER):
         if key not in by_kind:
@@ -161,8 +172,16 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None, now: int | None = 
                 st: dict[bytes, int] = {}
                 for r in receipts.get(e.id, []):
                     st[r.author] = max(st.get(r.author, 0), r.msg.f["state"])
-                it["receipts"] = {"reached": len(st), "confirmed": sum(1 for v in st.values() if v == msg.RECEIPT_CONFIRMED),
-                                  "nodes": len(roster.nodes())}
+                rep = drills.get(e.id.hex())
+                if rep is not None and "expected" in rep:
+                    # the drill's own report knows the caller's node and every receipt that came back to it
+                    it["receipts"] = {"reached": rep["reached"], "confirmed": rep["confirmed"], "nodes": rep["expected"]}
+                else:
+                    # every active node but the one that posted it (the caller's node answers no receipt of its own)
+                    active = [n.kid for n in roster.nodes() if n.kid not in gone and n.kid != e.author]
+                    it["receipts"] = {"reached": sum(1 for k in st if k in active),
+                                      "confirmed": sum(1 for k, v in st.items() if k in active and v == msg.RECEIPT_CONFIRMED),
+                                      "nodes": len(active)}
             items.append(it)
         sections.append({"key": key, "title": SECTION_TITLES.get(key, key.replace("_", " ").capitalize()), "items": items})
     reports: dict[str, list[dict]] = {}
@@ -230,6 +249,45 @@ def governance_lines(w: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     return out
 
 
+def _fmt_unix(t: int | float) -> str:
+    return dt.datetime.fromtimestamp(int(t), dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def drill_sheet(r: dict, roster: pgroup.Roster) -> dict:
+    """A stored drill report (ledger.reports row) as a printed sheet: a title, labelled lines, a summary and
+    the phone chain grouped by state with each node's contact from the roster. Shared by the HTML and text export."""
+    from plexus import drill
+
+    d = r["data"]
+    n = int(d.get("expected", 0))
+    contacts = {e.name: e.contact for e in roster.nodes() if e.name and e.contact}
+    caller = str(d.get("caller", "?"))
+    if d.get("author"):
+        caller += " (posted by %s)" % d["author"]
+    lines = [("started", _fmt_unix(d["started"]) if d.get("started") else "%s (report stored)" % _fmt_unix(r["created"])),
+             ("caller", caller),
+             ("expected", "%d node%s" % (n, "" if n == 1 else "s"))]
+    if d.get("not_expected"):
+        lines.append(("not expected", ", ".join("%s (%s)" % (x["node"], x["why"]) for x in d["not_expected"])))
+    lines += [("reached", "%d of %d (%s); p50 %s, p95 %s" % (d.get("reached", 0), n, drill.dash(d.get("reach_pct"), " %"),
+                                                          drill.dash(d.get("reach_s_p50"), " s"), drill.dash(d.get("reach_s_p95"), " s"))),
+              ("confirmed", "%d of %d (%s); p50 %s, p95 %s" % (d.get("confirmed", 0), n, drill.dash(d.get("confirm_pct"), " %"),
+                                                              drill.dash(d.get("confirm_s_p50"), " s"),
+                                                              drill.dash(d.get("confirm_s_p95"), " s"))),
+              ("receipts back", "within %s (p95)" % drill.dash(d.get("receipts_back_s_p95"), " s")),
+              ("single points of failure", ", ".join(d.get("single_points_of_failure") or []) or "none")]
+    if d.get("ended_early"):
+        lines.append(("ended", "early (Ctrl-C)"))
+    chain = []
+    for state, title in drill.CHAIN_GROUPS:
+        group = [p for p in d.get("phone_chain", []) if drill.chain_state(p) == state]
+        if group:
+            chain.append((title, [(p["node"], p.get("holder", ""), contacts.get(p["node"]) or p.get("contact", ""), state)
+                                  for p in group]))
+    return {"title": "%s #%d: %s" % ("REAL ALERT" if d.get("real") else "Drill", r["id"], d.get("text", "")),
+            "lines": lines, "summary": drill.summary(d), "chain": chain}
+
+
 # ---------------------------------------------------------------- HTML
 
 _CSS = """
@@ -285,10 +343,22 @@ def _card(it: dict, roster: pgroup.Roster) -> str:
     return '<div class="card" id="m%s">%s%s</div>' % (e.id.hex(), head, body)
 
 
-def _report_html(kind: str, reps: list[dict]) -> str:
+def _report_html(kind: str, reps: list[dict], roster: pgroup.Roster) -> str:
     out = ["<h2>Reports: %s</h2>" % _e(kind)]
     for r in reversed(reps):
         data = r["data"]
+        if kind == "drill" and isinstance(data, dict) and "expected" in data:
+            sh = drill_sheet(r, roster)
+            out.append('<div class="card"><h3>%s</h3><table>%s</table><p><b>%s</b></p>' % (
+                _e(sh["title"]), "".join("<tr><th>%s</th><td>%s</td></tr>" % (_e(k), _e(v)) for k, v in sh["lines"]),
+                _e(sh["summary"])))
+            for title, people in sh["chain"]:
+                out.append("<p><b>Phone chain, %s</b></p><table><tr><th></th><th>node</th><th>holder</th><th>contact</th>"
+                           "<th>state</th></tr>%s</table>" % (_e(title), "".join(
+                               "<tr><td>&#9744;</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % tuple(_e(x) for x in p)
+                               for p in people)))
+            out.append("</div>")
+            continue
         out.append('<div class="card"><h3>%s #%d</h3><div class="meta">%s</div>' % (
             _e(kind), r["id"], _e(dt.datetime.fromtimestamp(r["created"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))))
         if isinstance(data, dict):
@@ -328,7 +398,7 @@ def render_html(w: dict, roster: pgroup.Roster) -> str:
         parts.append('<h2 id="s-%s">%s (%d)</h2>' % (_e(s["key"]), _e(s["title"]), len(s["items"])))
         parts.extend(_card(it, roster) for it in s["items"])
     for kind, reps in sorted(w["reports"].items()):
-        parts.append(_report_html(kind, reps))
+        parts.append(_report_html(kind, reps, roster))
     parts.append("<footer>Every record above is signed by its author and was verified before it entered the ledger. "
                  "Ledger head after %d records: <code>%s</code>. Check with <code>plexus ledger verify</code>.</footer>"
                  % (w["records"], _e(w["head_hash"])))
@@ -393,8 +463,22 @@ def render_text(w: dict, roster: pgroup.Roster) -> str:
     for kind, reps in sorted(w["reports"].items()):
         lines += ["", "REPORTS: %s (%d)" % (kind.upper(), len(reps)), "-" * 40]
         for r in reversed(reps):
-            lines.append("* #%d %s" % (r["id"], dt.datetime.fromtimestamp(r["created"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")))
             data = r["data"]
+            if kind == "drill" and isinstance(data, dict) and "expected" in data:
+                sh = drill_sheet(r, roster)
+                lines += textwrap.wrap(sh["title"], 76, initial_indent="* ", subsequent_indent="  ") or ["*"]
+                for k, v in sh["lines"]:
+                    lines += _wrap("%-14s %s" % (k + ":", v)) if len(k) < 14 else _wrap("%s: %s" % (k, v))
+                lines += _wrap(sh["summary"])
+                if sh["chain"]:
+                    lines.append("    PHONE CHAIN: call or visit")
+                    for title, people in sh["chain"]:
+                        lines.append("      %s:" % title)
+                        for node, holder, contact, _state in people:
+                            lines.append("        [ ] %-10s %-22s %s" % (node, holder, contact))
+                lines.append("")
+                continue
+            lines.append("* #%d %s" % (r["id"], dt.datetime.fromtimestamp(r["created"], dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")))
             if isinstance(data, dict):
                 for k, v in data.items():
                     if not isinstance(v, (list, dict)):

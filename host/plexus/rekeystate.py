@@ -12,11 +12,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from plexwire import group as pgroup
 from plexwire import msg
 
 from plexus import groupcfg
+
+if TYPE_CHECKING:
+    from plexus import ledger as ledgermod
 
 
 class Governance:
@@ -57,6 +61,40 @@ def governance(ledger_path: str | os.PathLike | None, roster: pgroup.Roster) -> 
         rosters = [(e.id, dict(e.msg.f)) for e in led.entries(kinds=[msg.ROSTER])]
     revoked = {kid for kid, e in node.roster.entries.items() if e.revoked}
     return Governance(revoked, adopted, revokes, rosters)
+
+
+def inactive_nodes(led: "ledgermod.Ledger", roster: pgroup.Roster) -> dict[bytes, str]:
+    """The roster's nodes that are no longer in the group, by key id, with why: revoked (their REVOKE adopted, as the
+    node core computes it), or left out of the wrap table of the latest adopted REKEY (they do not hold the
+    group's current key, so they can neither read nor answer anything sent with it)."""
+    from plexus.audit import replay
+    from plexus.client import REVOKE_REASON_NAMES
+
+    node, _flags, adopted = replay(led)
+    reasons = {e.msg.f["key"]: e.msg.f["reason"] for e in led.entries(kinds=[msg.REVOKE]) if e.id in adopted}
+    out: dict[bytes, str] = {}
+    for kid, e in node.roster.entries.items():
+        if e.revoked and e.role == pgroup.ROLE_NODE:
+            out[bytes(kid)] = "revoked, %s" % REVOKE_REASON_NAMES.get(reasons.get(kid, 0), "unspecified")
+    rekeys = [e for e in led.entries(kinds=[msg.REKEY]) if e.id in adopted]
+    if rekeys:
+        last = max(rekeys, key=lambda e: adopted[e.id])
+        wrapped = {bytes(last.extra[i:i + 8]) for i in range(0, len(last.extra), msg.REKEY_ENTRY)}
+        for n in roster.nodes():
+            if n.kid not in wrapped and n.kid not in out:
+                out[n.kid] = "left out of the rekey to epoch %d" % last.msg.f["epoch"]
+    return out
+
+
+def inactive_nodes_at(ledger_path: str | os.PathLike | None, roster: pgroup.Roster) -> dict[bytes, str]:
+    """inactive_nodes of the ledger at `ledger_path` (default: the default ledger); {} when there is none yet."""
+    from plexus import ledger as ledgermod
+
+    p = Path(ledger_path) if ledger_path else ledgermod.default_path()
+    if not p.exists():
+        return {}
+    with ledgermod.Ledger(str(p), roster) as led:
+        return inactive_nodes(led, roster)
 
 
 def _secret_doc(group: str | os.PathLike | None) -> tuple[Path, dict]:

@@ -75,10 +75,12 @@ def _table(tally: drillmod.Tally, text: str, left_s: float, caller: str = "calle
             n["name"],
             n.get("holder", ""),
             "-" if s.get("hops") is None else str(s["hops"]),
-            "-" if r is None else "%s s" % r,
+            "-" if r is None else "%s s%s" % (r, "" if s.get("reached_receipt") or c is None else "*"),
             "-" if c is None else "%s s" % c,
             "-" if via is None else by_short.get(via, caller if s.get("hops") == 1 else "#%04x" % via),
         )
+        if c is not None and not s.get("reached_receipt"):
+            t.caption = drillmod.REACHED_NOTE
     return t
 
 
@@ -140,6 +142,7 @@ def _start(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from plexus import ledger as ledgermod
+    from plexus import rekeystate
 
     try:
         wait_s = drillmod.parse_duration(args.wait)
@@ -154,12 +157,18 @@ def _start(args: argparse.Namespace) -> int:
             raise UserError(str(e)) from None
         aid = clientmod.record_id(rec)
         console = Console(stderr=True)
+        try:
+            # revoked nodes, and nodes left out of the current key, cannot answer: they are not expected
+            gone = rekeystate.inactive_nodes_at(args.ledger, roster)
+        except ledgermod.LedgerError as err:
+            print("note: revocations and rekeys not checked: %s" % err, file=sys.stderr)
+            gone = {}
         with open_client(args, set_time=True) as c:
             hello = c.hello()
             caller_kid = bytes.fromhex(hello.get("key_id", ""))
             ent = roster.get(caller_kid)
             caller = (ent.name if ent is not None and ent.name else "") or hello.get("name") or caller_kid.hex()
-            nodes = drillmod.expected_nodes(roster, caller_kid)
+            nodes = drillmod.expected_nodes(roster, caller_kid, gone)
             try:
                 neighbours = c.status().get("neighbour_ids", [])
             except clientmod.NodeError:
@@ -177,7 +186,8 @@ def _start(args: argparse.Namespace) -> int:
             interrupted = watch(c, tally, args.text, wait_s, console, caller)
     by_short = {n["short"]: n["name"] for n in nodes}
     links = [(caller, by_short[s]) for s in neighbours if s in by_short]
-    rep = drillmod.build_report(args.text, caller, tally.started_ms, nodes, tally.receipts(), links)
+    rep = drillmod.build_report(args.text, caller, tally.started_ms, nodes, tally.receipts(), links,
+                                drillmod.not_expected(roster, {k: v for k, v in gone.items() if k != caller_kid}))
     rep.update(
         {
             "alert": aid.hex(),

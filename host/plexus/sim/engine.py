@@ -559,7 +559,8 @@ class Engine:
         if item["type"] == "drill":
             mid = core.start_drill(item["text"], now_ms, real=False)
         else:
-            mid = core.post_bulletin(item["text"], now_ms)
+            # a decision bulletin (one that asks the members' consent) only when the scenario says so
+            mid = core.post_bulletin(item["text"], now_ms, decision=True) if item.get("decision") else core.post_bulletin(item["text"], now_ms)
         mid = bytes(mid)
         self.msg_index[mid] = len(self.posts)
         self.posts.append({"id": mid, "type": item["type"], "origin": i, "t_us": self.now,
@@ -719,6 +720,7 @@ def run_scenario(
     progress: Callable[[float, float], None] | None = None,
     receipt_parser: Callable[[Any], Any] | None = None,
     engine_factory: Callable[..., Engine] | None = None,
+    core: str | None = None,
 ) -> SimResult:
     """Run one scenario and return a SimResult.
 
@@ -734,6 +736,8 @@ def run_scenario(
                   (alert_id, node_id, state, t_ms) or None)
     engine_factory  optional Engine subclass (or factory with Engine's arguments), e.g. the wall-clock paced
                   plexus.sim.live.LiveEngine
+    core          what node_factory builds, for the metrics' "core" label (e.g. "plexnode" for a factory that
+                  wraps plexus.sim.nodes.make_core_node); default "custom" for a given factory
     """
     from plexus.sim import metrics as met
 
@@ -747,7 +751,7 @@ def run_scenario(
         raise ValueError("router must be one of %s" % ", ".join(ROUTERS))
     if seed is None:
         seed = sc["seed"]
-    core_kind = "custom"
+    core_kind = core or "custom"
     if node_factory is None:
         node_factory, core_kind = default_node_factory()
     eng = (engine_factory or Engine)(sc, router, seed, node_factory, progress)

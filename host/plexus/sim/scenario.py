@@ -349,9 +349,15 @@ def _traffic(items: Any, ref: Any, sc: dict, rng: random.Random, n_nodes: int) -
         it = _obj(it, where)
         kind = it.get("type", "bulletin")
         if kind == "bulletin":
-            _unknown(it, {"type", "t", "node", "text"}, where)
-            out.append({"type": "bulletin", "t": _time(it.get("t"), where + ".t", sc), "node": ref(it.get("node"), where + ".node"),
-                        "text": str(it.get("text", "bulletin %d" % i))})
+            _unknown(it, {"type", "t", "node", "text", "decision"}, where)
+            b = {"type": "bulletin", "t": _time(it.get("t"), where + ".t", sc), "node": ref(it.get("node"), where + ".node"),
+                 "text": str(it.get("text", "bulletin %d" % i))}
+            if "decision" in it:
+                if not isinstance(it["decision"], bool):
+                    raise ScenarioError("%s.decision must be true or false, got %r" % (where, it["decision"]))
+                if it["decision"]:
+                    b["decision"] = True
+            out.append(b)
         elif kind == "drill":
             _unknown(it, {"type", "t", "node", "text", "confirm"}, where)
             out.append({"type": "drill", "t": _time(it.get("t"), where + ".t", sc), "node": ref(it.get("node"), where + ".node"),

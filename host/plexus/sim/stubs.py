@@ -136,8 +136,8 @@ class StubFloodNode:
     def next_event(self) -> tuple | None:
         return self.events.popleft() if self.events else None
 
-    def post_bulletin(self, text: str, now_ms: int) -> bytes:
-        return self._originate(KIND_BULLETIN, text.encode()[:200], now_ms)
+    def post_bulletin(self, text: str, now_ms: int, decision: bool = False) -> bytes:
+        return self._originate(KIND_BULLETIN, text.encode()[:200], now_ms)  # the flooding stub has no governance
 
     def start_drill(self, text: str, now_ms: int, real: bool = False) -> bytes:
         mid = self._originate(KIND_ALERT, text.encode()[:200], now_ms)
@@ -214,7 +214,7 @@ class ScriptedNode:
     def next_event(self) -> tuple | None:
         return self.events.popleft() if self.events else None
 
-    def post_bulletin(self, text: str, now_ms: int) -> bytes:
+    def post_bulletin(self, text: str, now_ms: int, decision: bool = False) -> bytes:
         raise NotImplementedError("ScriptedNode only sends its script")
 
     def start_drill(self, text: str, now_ms: int, real: bool = False) -> bytes:
