@@ -83,6 +83,16 @@ def test_a_node_left_out_of_an_adopted_rekey_is_not_expected(world, capsys, tmp_
     ok(capsys, "ledger", "export", "--html", str(html_dir))
     page = (html_dir / "index.html").read_text()
     assert "rekey to epoch 1 (wraps for 1 node; without lost)" in page
+    # a node that joins after the rekey (ROSTER adopted later) was provisioned with the new key: it is expected
+    from plexus.crypto import HostCrypto
+
+    late = HostCrypto().public_key(b"\x07" * 32).hex()
+    rid = json.loads(ok(capsys, "group", "add", "--node", "late=" + late, "--port", port, "--as", "ana", "--json"))["id"]
+    _adopt(capsys, port, rid)
+    _out, rep = _drill(capsys, port, "after the new node joined")
+    assert rep["expected"] == 1 and [p["node"] for p in rep["phone_chain"]] == ["late"]
+    assert rep["not_expected"] == [{"node": "lost", "why": "left out of the rekey to epoch 1"}]
+    assert "add node late" in ok(capsys, "ledger", "show")
 
 
 def test_the_exported_drill_report_is_a_readable_sheet(world, capsys, tmp_path):

@@ -81,7 +81,9 @@ def describe(e: Entry, roster: pgroup.Roster) -> str:
         return "hand-over: mandate %s to mandate %s%s" % (f["prev"].hex()[:12], f["next"].hex()[:12],
                                                          ": " + f["note"] if f["note"] else "")
     if k == msg.ROSTER:
-        return "roster op %d: %s (%s)" % (f["op"], f["name"], msg.key_id(f["key"]).hex())
+        what = {msg.ROSTER_ADD_MEMBER: "add member", msg.ROSTER_ADD_NODE: "add node", msg.ROSTER_UPDATE: "update"}
+        return "%s %s (%s)%s" % (what.get(f["op"], "roster op %d:" % f["op"]), f["name"], msg.key_id(f["key"]).hex(),
+                                 ": " + f["contact"] if f["contact"] else "")
     if k == msg.REVOKE:
         from plexus.client import REVOKE_REASON_NAMES
 

@@ -80,8 +80,11 @@ def inactive_nodes(led: "ledgermod.Ledger", roster: pgroup.Roster) -> dict[bytes
     if rekeys:
         last = max(rekeys, key=lambda e: adopted[e.id])
         wrapped = {bytes(last.extra[i:i + 8]) for i in range(0, len(last.extra), msg.REKEY_ENTRY)}
+        # a node added (ROSTER adopted) after that rekey was provisioned with the key current then: not left out
+        joined_after = {msg.key_id(e.msg.f["key"]) for e in led.entries(kinds=[msg.ROSTER])
+                        if e.id in adopted and adopted[e.id] > adopted[last.id] and e.msg.f["op"] == msg.ROSTER_ADD_NODE}
         for n in roster.nodes():
-            if n.kid not in wrapped and n.kid not in out:
+            if n.kid not in wrapped and n.kid not in out and n.kid not in joined_after:
                 out[n.kid] = "left out of the rekey to epoch %d" % last.msg.f["epoch"]
     return out
 
