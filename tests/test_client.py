@@ -183,6 +183,8 @@ def test_cli_post_and_consent_reach_the_node(cli_home, node, group, monkeypatch,
     assert rc == 0, err
     inner, extra = hostlink.unpack_record(node.store[1][1])
     assert msg.decode(inner).kind == msg.BULLETIN_LONG and extra == long_text.encode()
+    rc, out, err = run_cli(["ledger", "sync", "--port", node.port, "--no-progress"], monkeypatch, capsys)
+    assert rc == 0, err  # consent finds its target in the local ledger
     rc, out, err = run_cli(["consent", res["id"], "--port", node.port, "--stance", "block", "--as", "ben"],
                            monkeypatch, capsys)
     assert rc == 0, err

@@ -44,6 +44,7 @@ def test_draw_consent_list_recall(world, capsys):
     # recall with quorum ends it at once
     assert main(["mandate", "recall", mid, "--reason", "missed two assemblies", "--port", port, "--as", "dee", "--json"]) == 0
     rid = json.loads(capsys.readouterr().out)["id"]
+    assert main(["ledger", "sync", "--port", port]) == 0  # consent finds the recall in the local ledger
     for w in ("dee", "ana"):
         assert main(["consent", rid, "--port", port, "--as", w]) == 0
     assert main(["ledger", "sync", "--port", port]) == 0
@@ -61,6 +62,7 @@ def test_exclude_last_is_verified_by_the_node(world, capsys):
     capsys.readouterr()
     assert main(["mandate", "draw", "--role", "care", "--seats", "2", "--term", "1h", "--port", port, "--as", "ben", "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
+    assert main(["ledger", "sync", "--port", port]) == 0
     for w in ("ana", "cai"):
         assert main(["consent", first["id"], "--port", port, "--as", w]) == 0
     assert main(["ledger", "sync", "--port", port]) == 0

@@ -23,6 +23,7 @@ def test_elect_ahead_of_time_is_upcoming_then_active(world, capsys):  # noqa: F8
     d = _json(capsys, "mandate", "elect", "--role", "treasurer", "--holder", "cai", "--start", "+7d", "--term", "30d",
               "--port", port, "--as", "ana", "--json")
     assert now + 7 * DAY <= d["start"] <= now + 7 * DAY + 5 and d["end"] == d["start"] + 30 * DAY and d["node"]["accepted"]
+    assert main(["ledger", "sync", "--port", port]) == 0  # consent finds the mandate in the local ledger
     for w in ("ana", "ben"):
         assert main(["consent", d["id"], "--port", port, "--as", w]) == 0
     assert main(["ledger", "sync", "--port", port]) == 0

@@ -28,6 +28,7 @@ def run_json(capsys, argv):
 
 
 def adopt(port, pid, who=("cai", "dee")):
+    assert main(["ledger", "sync", "--port", port]) == 0  # consent finds its target in the local ledger
     for w in who:
         assert main(["consent", pid, "--port", port, "--as", w]) == 0
     assert main(["ledger", "sync", "--port", port]) == 0
@@ -89,8 +90,12 @@ def test_elect_needs_quorum_and_respects_the_cap(world, capsys):
     assert d2["node"]["accepted"] and d2["holders"] == ["cai"] and sorted(d2["excluded"]) == ["ana", "ben"]
 
 
-def test_handover_record_and_mandates_view(world, capsys):
+def test_handover_record_and_mandates_view(world, capsys, tmp_path):
     port = world.port
+    capsys.readouterr()
+    assert main(["mandate", "handover", "--role", "care", "--port", port, "--as", "ana"]) == 2  # no ledger yet
+    assert "no ledger at" in capsys.readouterr().err and not (tmp_path / "ledger.sqlite").exists()
+    assert main(["ledger", "sync", "--port", port]) == 0
     capsys.readouterr()
     assert main(["mandate", "handover", "--role", "care", "--port", port, "--as", "ana"]) == 2  # nothing has ended
     assert "no expired or recalled mandate" in capsys.readouterr().err

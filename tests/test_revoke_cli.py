@@ -54,7 +54,7 @@ def test_revoke_cli_next_steps_and_errors(world, capsys):
     assert main(["group", "revoke", lost.hex()[:6], "--port", port, "--as", "ben"]) == 2
     assert "already waiting for consents: plexus consent %s" % rid in one_line_error(capsys)
     for w in ("ana", "ben"):
-        ok(capsys, "consent", rid, "--port", port, "--as", w)
+        ok(capsys, "consent", rid, "--port", port, "--as", w, "--force")
     assert vn.core.roster.get(lost).revoked
     ok(capsys, "ledger", "sync", "--port", port)
     assert main(["group", "revoke", "lost", "--port", port, "--as", "ben"]) == 2
@@ -64,7 +64,7 @@ def test_revoke_cli_next_steps_and_errors(world, capsys):
     assert d["role"] == "member" and d["reason_code"] == 2 and d["node"]["accepted"]
     assert "plexus group rekey --port PORT" in d["next"][1]
     for w in ("ana", "ben"):
-        ok(capsys, "consent", d["id"], "--port", port, "--as", w)
+        ok(capsys, "consent", d["id"], "--port", port, "--as", w, "--force")
     ok(capsys, "ledger", "sync", "--port", port)
     assert main(["group", "revoke", "ben", "--port", port, "--as", "ana"]) == 2
     assert "would leave 1 member(s), fewer than the quorum of 2" in one_line_error(capsys)
@@ -77,7 +77,7 @@ def test_revoke_cli_next_steps_and_errors(world, capsys):
 def _revoke_lost_and_rekey(capsys, port) -> dict:
     rid = json.loads(ok(capsys, "group", "revoke", "lost", "--reason", "lost", "--port", port, "--as", "ana", "--json"))["id"]
     for w in ("ana", "ben"):
-        ok(capsys, "consent", rid, "--port", port, "--as", w)
+        ok(capsys, "consent", rid, "--port", port, "--as", w, "--force")
     return json.loads(ok(capsys, "group", "rekey", "--without", "lost", "--port", port, "--as", "ben", "--json"))
 
 
@@ -93,7 +93,7 @@ def test_the_new_secret_becomes_current_once_the_rekey_is_adopted(world, capsys)
     assert "not adopted in the ledger yet" in capsys.readouterr().out
     assert groupcfg.load_secret() == old
     for w in ("ana", "cai"):
-        ok(capsys, "consent", d["id"], "--port", port, "--as", w)
+        ok(capsys, "consent", d["id"], "--port", port, "--as", w, "--force")
     assert vn.core.epoch == 1
     # the laptop learns the adoption through the ledger sync
     out = ok(capsys, "ledger", "sync", "--port", port)
@@ -110,7 +110,7 @@ def test_the_new_secret_becomes_current_once_the_rekey_is_adopted(world, capsys)
     d2 = json.loads(ok(capsys, "group", "rekey", "--without", "lost", "--port", port, "--as", "ben", "--json"))
     assert d2["epoch"] == 2
     for w in ("ana", "ben"):
-        ok(capsys, "consent", d2["id"], "--port", port, "--as", w)
+        ok(capsys, "consent", d2["id"], "--port", port, "--as", w, "--force")
     out = ok(capsys, "group", "rekey", "--commit", "--port", port)  # syncs the ledger, then promotes
     assert "epoch 2 is now current" in out and groupcfg.load_secret() == (vn.core.secrets[2], 2)
 
@@ -119,7 +119,7 @@ def test_group_show_promotes_from_the_ledger(world, capsys):
     tmp, vn = world
     d = _revoke_lost_and_rekey(capsys, vn.port)
     for w in ("ana", "cai"):
-        ok(capsys, "consent", d["id"], "--port", vn.port, "--as", w)
+        ok(capsys, "consent", d["id"], "--port", vn.port, "--as", w, "--force")
     from plexus import ledger as ledgermod
     from plexus.client import HostLinkClient
 
@@ -160,7 +160,7 @@ def test_provision_after_a_rekey_gives_the_new_epoch(world, emu, capsys):
     tmp, vn = world
     d = _revoke_lost_and_rekey(capsys, vn.port)
     for w in ("ana", "cai"):
-        ok(capsys, "consent", d["id"], "--port", vn.port, "--as", w)
+        ok(capsys, "consent", d["id"], "--port", vn.port, "--as", w, "--force")
     from plexus import ledger as ledgermod
     from plexus.client import HostLinkClient
 

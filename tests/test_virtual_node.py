@@ -33,7 +33,9 @@ def test_post_sync_verify_export_against_the_virtual_node(world, capsys):
     assert main(["post", "Decision: rent strike from Monday", "--port", port, "--decision", "--as", "alice"]) == 0
     mid = capsys.readouterr().out.split()[2]
     assert main(["post", "x" * 180, "--port", port, "--as", "bob"]) == 0  # a one-fragment long bulletin
-    assert main(["consent", mid, "--port", port, "--as", "bob"]) == 0
+    assert main(["consent", mid, "--port", port, "--as", "bob"]) == 2  # not in a (not yet synced) ledger
+    assert "no ledger at" in capsys.readouterr().err and not (home / "ledger.sqlite").exists()
+    assert main(["consent", mid, "--port", port, "--as", "bob", "--force"]) == 0  # the poster knows the id
     assert vn.store.count == 3
     assert main(["ledger", "sync", "--port", port]) == 0
     assert "3 new" in capsys.readouterr().out

@@ -22,25 +22,31 @@ class UserError(Exception):
 
 
 # name -> (module, help). Each module defines add_arguments(parser) and run(args) -> int.
-# A module may instead define `SUBCOMMANDS = {name: (add_arguments, run, help)}` for nested verbs.
+# A module may instead define `SUBCOMMANDS = {name: (add_arguments, run, help)}` for nested verbs; its help line
+# then lists them all, taken from SUBCOMMANDS (see summary()), so `plexus --help` never leaves a verb out.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "keys": ("plexus.commands.keys", "member keys: new, list, export"),
-    "group": ("plexus.commands.group", "the group roster and secret: init, show, rekey"),
+    "keys": ("plexus.commands.keys", "member keys"),
+    "group": ("plexus.commands.group", "the group roster and secret"),
     "devices": ("plexus.commands.devices", "serial ports that may be nodes"),
     "post": ("plexus.commands.post", "sign a bulletin and post it to a node"),
     "consent": ("plexus.commands.consent", "sign a consent, stand-aside or block and post it to a node"),
-    "ledger": ("plexus.commands.ledger", "the verified ledger: sync, show, verify, export"),
-    "mandate": ("plexus.commands.mandate", "rotating roles: draw by lot or elect, list, recall, handover"),
-    "drill": ("plexus.commands.drill", "alert drills: start (sign, post, watch receipts, store the report), report, confirm"),
-    "node": ("plexus.virtual", "nodes: provision a board, or run a virtual one"),
+    "ledger": ("plexus.commands.ledger", "the verified ledger"),
+    "mandate": ("plexus.commands.mandate", "rotating roles, drawn by lot or elected"),
+    "drill": ("plexus.commands.drill", "alert drills"),
+    "node": ("plexus.virtual", "nodes, virtual or on a board"),
     "sim": ("plexus.sim.cli", "simulate a mesh scenario with the real node core"),
-    "bridge": ("plexus.commands.bridge", "carry Plexus over other radios: meshtastic"),
+    "bridge": ("plexus.commands.bridge", "carry Plexus over other radios"),
     "demo": ("plexus.demo", "the town scenario end to end: bulletin, drill, ledger (what `make demo` runs)"),
 }
 
 
 def _load(modname: str):
     return importlib.import_module(modname)
+
+
+def summary(help_text: str, verbs: Sequence[str]) -> str:
+    """A command's help line: its text and, for a command with verbs, every one of them."""
+    return "%s: %s" % (help_text, ", ".join(verbs)) if verbs else help_text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
             mod = _load(modname)
         except ImportError:
             continue
-        p = sub.add_parser(name, help=help_text, description=help_text)
         nested = getattr(mod, "SUBCOMMANDS", None)
+        help_text = summary(help_text, list(nested or ()))
+        p = sub.add_parser(name, help=help_text, description=help_text)
         if nested:
             vsub = p.add_subparsers(dest="verb", metavar="VERB", required=True)
             for verb, (add_args, run, vhelp) in nested.items():

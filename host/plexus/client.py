@@ -57,6 +57,22 @@ def _open_port(url: str, baudrate: int) -> Any:
     return ser
 
 
+def open_error(port: str, e: BaseException) -> str:
+    """Why a port would not open, once (pyserial repeats the port and the errno in its message)."""
+    import errno as errnomod
+
+    code = getattr(e, "errno", None)
+    if code == errnomod.ENOENT:
+        return "no such file or device"
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)[:1].lower() + os.strerror(code)[1:]
+    text = str(e)
+    for prefix in ("could not open port %s: " % port, "could not open port: "):
+        if text.lower().startswith(prefix.lower()):
+            text = text[len(prefix):]
+    return text
+
+
 class HostLinkClient:
     def __init__(self, port_or_serial: Any, timeout: float = 2.0, baudrate: int = DEFAULT_BAUD, retries: int = 2,
                  max_log: int = 200):
@@ -68,7 +84,7 @@ class HostLinkClient:
             try:
                 self.ser = _open_port(port_or_serial, baudrate)
             except (serial.SerialException, OSError, ValueError) as e:
-                raise LinkError("cannot open %s: %s" % (port_or_serial, e)) from None
+                raise LinkError("cannot open %s: %s" % (port_or_serial, open_error(port_or_serial, e))) from None
             self._own = True
             try:
                 self.ser.reset_input_buffer()

@@ -43,9 +43,10 @@ def keystore_dir(override: str | os.PathLike | None = None) -> Path:
     return Path(override).expanduser() if override else home() / "keys"
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, what: str = "key") -> str:
+    """A name safe as a file name (keys, nodes): 1-64 letters, digits, '_', '.', '-', not starting with '.' or '-'."""
     if not _NAME.match(name or ""):
-        raise KeyStoreError("bad key name %r: use 1-64 letters, digits, '_', '.', '-'" % name)
+        raise KeyStoreError("bad %s name %r: use 1-64 letters, digits, '_', '.', '-'" % (what, name))
     return name
 
 

@@ -79,6 +79,14 @@ def default_path() -> Path:
     return keymod.home() / "ledger.sqlite"
 
 
+def existing_path(path: str | os.PathLike | None = None) -> Path:
+    """The ledger file at `path` (default: default_path()); a LedgerError when there is none."""
+    p = Path(path).expanduser() if path else default_path()
+    if not p.is_file():
+        raise LedgerError("no ledger at %s (run `plexus ledger sync` first)" % p)
+    return p
+
+
 # ---------------------------------------------------------------- signature checking
 
 
@@ -512,11 +520,22 @@ def _roster_of(doc: dict) -> pgroup.Roster:
 
 class Ledger:
     def __init__(self, path: str | os.PathLike | None = None, roster: pgroup.Roster | dict | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, create: bool = True):
+        """Open the ledger at `path` (default: $PLEXUS_HOME/ledger.sqlite).
+
+        With create=False (commands that only read it) a missing file is a LedgerError and nothing is created:
+        neither the file nor its directory."""
         self.path = Path(path).expanduser() if path else default_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        else:
+            existing_path(self.path)
         try:
-            self.con = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
+            if create:
+                self.con = sqlite3.connect(str(self.path), isolation_level=None, timeout=60)
+            else:  # mode=rw: sqlite itself never creates the file either
+                self.con = sqlite3.connect(self.path.resolve().as_uri() + "?mode=rw", isolation_level=None, timeout=60,
+                                           uri=True)
             self.con.execute("PRAGMA journal_mode=WAL")
             self.con.execute("PRAGMA synchronous=FULL")
             self.con.execute("PRAGMA cache_size=-65536")  # 64 MiB: keeps the id index hot during big ingests

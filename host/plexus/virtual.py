@@ -338,10 +338,15 @@ def run_sim(args) -> int:
         raise UserError(str(e)) from None
     pos = _parse_at(args.at) if args.at else None
     links = [_parse_link(x) for x in args.link] if args.link else None
+    lock = lock_store(args.store, args.name) if args.store else None
     try:
         sc = SimClient(addr, args.name, pos, links, args.store)
-    except SimJoinError as e:
-        raise UserError(str(e)) from None
+    except BaseException as e:
+        if lock is not None:
+            os.close(lock)
+        if isinstance(e, SimJoinError):
+            raise UserError(str(e)) from None
+        raise
     w = sc.welcome
     print("virtual node %s on %s, in the simulation at %s:%d (node %d, sim time %.1f s, speed x%g)"
           % (w["name"], sc.port, addr[0], addr[1], w["index"], w["t_ms"] / 1000.0, sc.speed))
@@ -355,13 +360,38 @@ def run_sim(args) -> int:
         pass
     finally:
         sc.close()
+        if lock is not None:
+            os.close(lock)
     return 0
+
+
+def lock_store(store: str | os.PathLike, name: str) -> int:
+    """Hold an exclusive lock on STORE.lock for as long as the returned fd stays open: one node per store file."""
+    import fcntl
+
+    from plexus.cli import UserError
+
+    lpath = str(store) + ".lock"
+    try:
+        fd = os.open(lpath, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise UserError("cannot use the store %s: %s" % (store, e.strerror or e)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise UserError("node %s is already running (%s is locked)" % (name, lpath)) from None
+    return fd
 
 
 def run(args) -> int:
     from plexus import groupcfg, keys
     from plexus.cli import UserError
 
+    try:
+        keys.check_name(args.name, "node")
+    except keys.KeyStoreError as e:
+        raise UserError(str(e)) from None
     if args.sim:
         return run_sim(args)
     if args.at or args.link:
@@ -381,8 +411,13 @@ def run(args) -> int:
         kfile.chmod(0o600)
     seed = kfile.read_bytes()
     store = Path(args.store) if args.store else ndir / (args.name + ".log")
-    vn = VirtualNode(doc, bytes.fromhex(sec["secret"]), seed, store, args.name, sec.get("epoch", 0),
-                     time_s=int(time.time()) - 1704067200)
+    lock = lock_store(store, args.name)
+    try:
+        vn = VirtualNode(doc, bytes.fromhex(sec["secret"]), seed, store, args.name, sec.get("epoch", 0),
+                         time_s=int(time.time()) - 1704067200)
+    except BaseException:
+        os.close(lock)
+        raise
     pub = HostCrypto().public_key(seed)
     print("virtual node %s on %s (node key %s, key id %s)" % (args.name, vn.port, pub.hex(), msg.key_id(pub).hex()))
     print("use it as --port %s; Ctrl-C stops it" % vn.port)
@@ -393,6 +428,7 @@ def run(args) -> int:
         pass
     finally:
         vn.close()
+        os.close(lock)
     return 0
 
 

@@ -26,6 +26,28 @@ def add_ledger(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ledger", metavar="FILE", help="ledger database (default: $PLEXUS_HOME/ledger.sqlite)")
 
 
+def ledger_file(path: Any, roster: Any = None, write: bool = False) -> Any:
+    """The ledger at `path` (None: $PLEXUS_HOME/ledger.sqlite).
+
+    Readers (write=False) refuse a missing ledger and create nothing. Writers create the file; its directory only
+    for the default path (a mistyped --ledger DIR/FILE is refused rather than made)."""
+    from plexus import ledger as ledgermod
+
+    if write:
+        check_ledger_dir(path)
+    return ledgermod.Ledger(path, roster, create=write)
+
+
+def check_ledger_dir(path: Any) -> None:
+    """A ledger about to be written at an explicit `path` needs its directory to exist already."""
+    from pathlib import Path
+
+    if path:
+        parent = Path(path).expanduser().parent
+        if not parent.is_dir():
+            raise UserError("no directory %s for the ledger %s" % (parent, path))
+
+
 def add_port(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--port", required=required, metavar="PORT",
                    help="the node's serial port (e.g. /dev/ttyUSB0, COM3; see `plexus devices`) or a pyserial URL")

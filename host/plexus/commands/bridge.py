@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(str(e)) from None
             roster = groupcfg.load_roster(args.group)
             keys = group_keys(args.group)
-            led = open_ledger(args)
+            led = open_ledger(args, write=True)
             if args.gateway:
                 node = HostLinkClient(args.gateway, timeout=3.0)
                 gid = str(node.hello().get("group_id", ""))

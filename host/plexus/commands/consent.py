@@ -14,6 +14,7 @@ from plexus.commands import (
     add_keystore,
     add_ledger,
     add_port,
+    ledger_file,
     open_client,
     print_json,
     user_errors,
@@ -29,35 +30,52 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_keystore(p)
     add_group(p)
     add_ledger(p)
+    p.add_argument("--force", action="store_true",
+                   help="consent to a full id the local ledger does not hold (not synced yet)")
     add_json(p)
 
 
-def resolve_id(text: str, ledger_path: str | None) -> bytes:
+def resolve_id(text: str, ledger_path: str | None, force: bool = False) -> bytes:
+    """The 16-byte id of the record to consent to: a full id or a unique prefix of a record in the local ledger.
+
+    A full id that the local ledger does not hold is refused unless `force` (a made-up or mistyped id would
+    otherwise be signed and posted without a word)."""
     t = text.strip().lower()
-    if len(t) == 32:
+    full = len(t) == 32
+    if full:
         try:
-            return bytes.fromhex(t)
+            rid = bytes.fromhex(t)
         except ValueError:
             raise UserError("%r is not a hex message id" % text) from None
-    if not 4 <= len(t) < 32:
+    elif not 4 <= len(t) < 32:
         raise UserError("a message id is 32 hex digits (or a unique prefix of at least 4)")
     from plexus import ledger as ledgermod
 
     p = ledger_path or ledgermod.default_path()
     if not os.path.exists(p):
+        if full and force:
+            return rid
+        if full:
+            raise UserError("no ledger at %s to find %s in (sync first: `plexus ledger sync`, or --force to consent "
+                            "anyway)" % (p, t))
         raise UserError("give the full 32-digit id (no local ledger at %s to look %r up)" % (p, text))
     with user_errors():
-        with ledgermod.Ledger(p) as led:
+        with ledger_file(p) as led:
             found = led.find(t)
+    if full:
+        if not found and not force:
+            raise UserError("no message %s in the ledger (sync first, or --force to consent anyway)" % t)
+        return rid
     if not found:
-        raise UserError("no record starting with %s in the ledger (run `plexus ledger sync` first?)" % t)
+        raise UserError("no message %s... in the ledger (sync first, or give the full id with --force to consent "
+                        "anyway)" % t)
     if len(found) > 1:
         raise UserError("%s matches several records; give more digits" % t)
     return found[0].id
 
 
 def run(args: argparse.Namespace) -> int:
-    target = resolve_id(args.message_id, args.ledger)
+    target = resolve_id(args.message_id, args.ledger, args.force)
     with user_errors():
         roster = groupcfg.load_roster(args.group)
         key = groupcfg.member_key(roster, args.keystore, args.as_member)

@@ -27,6 +27,8 @@ from plexus.commands import (
     add_keystore,
     add_ledger,
     add_port,
+    check_ledger_dir,
+    ledger_file,
     open_client,
     print_json,
     user_errors,
@@ -148,6 +150,7 @@ def _start(args: argparse.Namespace) -> int:
         wait_s = drillmod.parse_duration(args.wait)
     except ValueError as e:
         raise UserError("--wait: %s" % e) from None
+    check_ledger_dir(args.ledger)  # before the drill, not after it
     with user_errors():
         roster = groupcfg.load_roster(args.group)
         key = groupcfg.member_key(roster, args.keystore, args.as_member)
@@ -199,7 +202,7 @@ def _start(args: argparse.Namespace) -> int:
         }
     )
     with user_errors():
-        with ledgermod.Ledger(args.ledger) as led:
+        with ledger_file(args.ledger, write=True) as led:
             rid = led.add_report("drill", rep, started_unix)
     rep["report_id"] = rid
     if args.json:
@@ -231,7 +234,7 @@ def _report(args: argparse.Namespace) -> int:
     if not os.path.exists(p):
         raise UserError("no ledger at %s: run `plexus drill start` first" % p)
     with user_errors():
-        with ledgermod.Ledger(p) as led:
+        with ledger_file(p) as led:
             reps = led.reports("drill")
     if not reps:
         raise UserError("no drill report in %s: run `plexus drill start` first" % p)

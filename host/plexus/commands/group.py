@@ -16,6 +16,7 @@ from plexus.commands import (
     add_keystore,
     add_ledger,
     add_port,
+    ledger_file,
     open_client,
     print_json,
     user_errors,
@@ -353,7 +354,7 @@ def _commit(args: argparse.Namespace) -> int:
             raise UserError("no pending rekey in %s (post one with `plexus group rekey`)"
                             % groupcfg.secret_path(groupcfg.group_path(args.group)))
         if args.port:
-            with ledgermod.Ledger(str(args.ledger or ledgermod.default_path()), roster) as led, open_client(args) as c:
+            with ledger_file(args.ledger, roster, write=True) as led, open_client(args) as c:
                 ledgermod.sync(c, led)
         gov = rekeystate.governance(args.ledger, roster)
         if gov is None:

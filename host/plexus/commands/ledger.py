@@ -12,14 +12,18 @@ from plexus import export as exportmod
 from plexus import groupcfg
 from plexus import ledger as ledgermod
 from plexus.cli import UserError
-from plexus.commands import add_group, add_json, add_ledger, add_port, open_client, print_json, user_errors
+from plexus.commands import add_group, add_json, add_ledger, add_port, ledger_file, open_client, print_json, user_errors
 
 
-def open_ledger(args: argparse.Namespace) -> ledgermod.Ledger:
-    """The ledger, given the group's roster when a group file exists (else the roster it already stores)."""
+def open_ledger(args: argparse.Namespace, write: bool = False) -> ledgermod.Ledger:
+    """The ledger, given the group's roster when a group file exists (else the roster it already stores).
+
+    Only `write` (commands that add records) may create it; readers refuse a missing ledger."""
+    if not write:
+        ledgermod.existing_path(args.ledger)  # one line "no ledger at PATH", before any question about the group
     gp = groupcfg.group_path(args.group)
     roster = groupcfg.load_roster(args.group) if (args.group or gp.exists()) else None
-    led = ledgermod.Ledger(args.ledger, roster)
+    led = ledger_file(args.ledger, roster, write=write)
     if led.roster is None:
         led.close()
         raise groupcfg.GroupError("no group: create one with `plexus group init` or pass --group FILE")
@@ -46,21 +50,27 @@ def _sync(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    show = not args.no_progress and not args.json
+    console = Console(stderr=True)
+    # a bar only on a terminal, and only once the node answered: nothing (not even a blank line) before an error
+    show = not args.no_progress and not args.json and console.is_terminal
     with user_errors():
-        with open_ledger(args) as led, open_client(args) as c:
+        with open_ledger(args, write=True) as led, open_client(args) as c:
             prog = Progress(TextColumn("sync"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
-                            TimeElapsedColumn(), console=Console(stderr=True), transient=True, disable=not show)
+                            TimeElapsedColumn(), console=console, transient=True, disable=not show)
             task: list[Any] = []
 
             def cb(event: str, done: int, total: int | None) -> None:
                 if event == "start":
+                    prog.start()
                     task.append(prog.add_task("sync", total=max(total or 0, done) or None, completed=done))
                 else:
                     prog.update(task[0], completed=done, total=max(total or 0, done) or None)
 
-            with prog:
+            try:
                 res = ledgermod.sync(c, led, limit=args.limit, progress=cb)
+            finally:
+                if task:
+                    prog.stop()
             head = led.count()
     added = _roster_additions(args)
     promoted = _promote_rekeys(args)
@@ -179,16 +189,26 @@ def _export(args: argparse.Namespace) -> int:
     out = {}
     with user_errors():
         with open_ledger(args) as led:
-            if args.html:
-                out["html"] = str(exportmod.export_html(led, args.html))
-            if args.text:
-                out["text"] = str(exportmod.export_text(led, args.text))
+            for what, fn in (("html", exportmod.export_html), ("text", exportmod.export_text)):
+                dest = getattr(args, what)
+                if not dest:
+                    continue
+                try:
+                    out[what] = str(fn(led, dest))
+                except OSError as e:
+                    raise UserError("cannot write %s: %s" % (dest, _why(e))) from None
     if args.json:
         print_json(out)
     else:
         for v in out.values():
             print("wrote %s" % v)
     return 0
+
+
+def _why(e: OSError) -> str:
+    """An OSError's reason without the errno and the path the message already names."""
+    why = e.strerror or str(e)
+    return why[:1].lower() + why[1:]
 
 
 # ---- governance views: decisions and mandates (plexus.govview)

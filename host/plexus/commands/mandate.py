@@ -9,6 +9,7 @@ once a quorum of members consents to it (`plexus consent MANDATE_ID`) and ends a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import time
 
@@ -23,6 +24,7 @@ from plexus.commands import (
     add_keystore,
     add_ledger,
     add_port,
+    ledger_file,
     open_client,
     print_json,
     user_errors,
@@ -67,10 +69,9 @@ def parse_start(text: str | None, now: int) -> int:
 
 
 def _ledger(args, roster=None):
-    """The ledger; given the group's roster, a new or roster-less ledger learns it (a ledger of another group is refused)."""
-    from plexus import ledger as ledgermod
-
-    return ledgermod.Ledger(args.ledger or ledgermod.default_path(), roster)
+    """The ledger (it must exist: mandates only read it); given the group's roster, a roster-less ledger learns it
+    (a ledger of another group is refused)."""
+    return ledger_file(args.ledger, roster)
 
 
 def _mandates(led) -> list[dict]:
@@ -146,6 +147,10 @@ def _elect(args: argparse.Namespace) -> int:
 def _post_mandate(args: argparse.Namespace, election: bool) -> int:
     from plexus import govview
 
+    if not args.role.strip():
+        raise UserError("--role must not be empty")
+    if args.seats is not None and args.seats < 1:
+        raise UserError("--seats must be at least 1")
     term = parse_term(args.term)
     method = _method(args, election)
     if not election and args.holder:
@@ -163,15 +168,16 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
         now = clientmod.plexus_time()
         start = parse_start(args.start, now)
         end = start + term
-        with _ledger(args, roster) as led:
-            seed = None
-            if not election:
+        seed = None
+        exclude: list[bytes] = []
+        # an election without --exclude-last/--max-consecutive needs nothing from the ledger
+        with (_ledger(args, roster) if not election or method & 0xF0 else contextlib.nullcontext()) as led:
+            if led is not None and not election:
                 bulletins = led.entries(kinds=[msg.BULLETIN, msg.BULLETIN_LONG], newest_first=True, limit=1)
                 if not bulletins:
                     raise UserError("the draw needs a published bulletin as its seed: sync the ledger first")
                 seed = bulletins[0]
-            exclude: list[bytes] = []
-            if method & 0xF0:
+            if led is not None and method & 0xF0:
                 # the role's adopted terms, exactly as the nodes will recompute them
                 exclude = governance.excluded(govview.Model(led, roster).history(args.role), start, method)
         if seed is not None and seed.time >= now:
