@@ -198,7 +198,7 @@ def test_cli_post_and_consent_reach_the_node(cli_home, node, group, monkeypatch,
     (["post", "hi", "--port", "PORT"], "choose one with --as", 2),
     (["post", "y" * 5000, "--port", "PORT", "--as", "ana"], "at most 4608", 2),
     (["post", "hi", "--port", "PORT", "--as", "nobody"], "no key for", 2),
-    (["consent", "abcd", "--port", "PORT", "--as", "ana"], "no local ledger", 2),
+    (["consent", "abcd", "--port", "PORT", "--as", "ana"], "no message abcd on the node", 2),
     (["consent", "zz" * 16, "--port", "PORT", "--as", "ana"], "not a hex message id", 2),
 ])
 def test_cli_post_mistakes_are_one_line(cli_home, node, monkeypatch, capsys, argv, needle, code):

@@ -35,6 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_json(p)
 
 
+class NotInLedger(UserError):
+    """The id (or prefix) is well formed but the local ledger does not hold it."""
+
+
 def resolve_id(text: str, ledger_path: str | None, force: bool = False) -> bytes:
     """The 16-byte id of the record to consent to: a full id or a unique prefix of a record in the local ledger.
 
@@ -56,26 +60,46 @@ def resolve_id(text: str, ledger_path: str | None, force: bool = False) -> bytes
         if full and force:
             return rid
         if full:
-            raise UserError("no ledger at %s to find %s in (sync first: `plexus ledger sync`, or --force to consent "
-                            "anyway)" % (p, t))
-        raise UserError("give the full 32-digit id (no local ledger at %s to look %r up)" % (p, text))
+            raise NotInLedger("no ledger at %s to find %s in (sync first: `plexus ledger sync`, or --force to consent "
+                              "anyway)" % (p, t))
+        raise NotInLedger("give the full 32-digit id (no local ledger at %s to look %r up)" % (p, text))
     with user_errors():
         with ledger_file(p) as led:
             found = led.find(t)
     if full:
         if not found and not force:
-            raise UserError("no message %s in the ledger (sync first, or --force to consent anyway)" % t)
+            raise NotInLedger("no message %s in the ledger (sync first, or --force to consent anyway)" % t)
         return rid
     if not found:
-        raise UserError("no message %s... in the ledger (sync first, or give the full id with --force to consent "
-                        "anyway)" % t)
+        raise NotInLedger("no message %s... in the ledger (sync first, or give the full id with --force to consent "
+                          "anyway)" % t)
     if len(found) > 1:
         raise UserError("%s matches several records; give more digits" % t)
     return found[0].id
 
 
+def _sync_ledger(args: argparse.Namespace) -> None:
+    """Bring the local ledger up to date from the node we are about to post to (what `plexus ledger sync` does)."""
+    from plexus import ledger as ledgermod
+    from plexus.commands.ledger import open_ledger
+
+    with user_errors():
+        with open_ledger(args, write=True) as led, open_client(args) as c:
+            ledgermod.sync(c, led)
+
+
 def run(args: argparse.Namespace) -> int:
-    target = resolve_id(args.message_id, args.ledger, args.force)
+    try:
+        target = resolve_id(args.message_id, args.ledger, args.force)
+    except NotInLedger:
+        # not in the local ledger yet (posted a moment ago?): sync from the node, then look again; a made-up or
+        # mistyped id is still refused
+        _sync_ledger(args)
+        try:
+            target = resolve_id(args.message_id, args.ledger, args.force)
+        except NotInLedger:
+            raise UserError("no message %s on the node %s or in the ledger (mistyped? --force to consent anyway)"
+                            % (args.message_id.strip().lower(), args.port)) from None
     with user_errors():
         roster = groupcfg.load_roster(args.group)
         key = groupcfg.member_key(roster, args.keystore, args.as_member)
