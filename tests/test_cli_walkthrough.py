@@ -222,3 +222,17 @@ def test_mandate_draw_says_what_is_wrong(world, capsys, argv, says):
     assert main(["mandate", "elect", "--holder", "ana", "--role", "care", "--port", world.vn.port] + argv) == 2
     assert says in one_line_error(capsys)
 
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["consent", "abcd", "--stance", "maybe"], "plexus consent: error: argument --stance: invalid choice: 'maybe'"),
+    (["mandate", "draw", "--role", "x"], "plexus mandate draw: error: the following arguments are required: --port"),
+    (["bogus"], "plexus: error: argument COMMAND: invalid choice: 'bogus'"),
+])
+def test_command_line_mistakes_are_one_line_too(argv, needle, capsys):
+    """argparse's own errors: one line naming the mistake and where help is, not the usage block first."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith(needle) and err.count("\n") == 1 and "usage:" not in err
+    assert err.rstrip().endswith("--help)")

@@ -49,8 +49,15 @@ def summary(help_text: str, verbs: Sequence[str]) -> str:
     return "%s: %s" % (help_text, ", ".join(verbs)) if verbs else help_text
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake on the command line reported in one line (not the usage block, then the error)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, "%s: error: %s (see %s --help)\n" % (self.prog, message, self.prog))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="plexus", description="Plexus: off-grid mesh tools for leaderless organizing.")
+    parser = Parser(prog="plexus", description="Plexus: off-grid mesh tools for leaderless organizing.")
     parser.add_argument("--version", action="version", version="plexus " + __version__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (modname, help_text) in COMMANDS.items():
