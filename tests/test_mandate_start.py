@@ -55,3 +55,24 @@ def test_draw_with_start_and_start_mistakes(world, capsys):  # noqa: F811
         assert main(["mandate", "elect", "--role", "x", "--holder", "ana", "--start", bad, "--port", port, "--as", "ana"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and why in err, err
+
+
+def test_a_term_that_overlaps_one_of_the_same_role_is_posted_with_a_note(world, capsys):  # noqa: F811
+    port = world.port
+    first = _json(capsys, "mandate", "elect", "--role", "treasurer", "--holder", "cai", "--term", "30d",
+                  "--port", port, "--as", "ana", "--json")
+    assert main(["ledger", "sync", "--port", port]) == 0
+    capsys.readouterr()
+    # the next term, after this one: no note
+    assert main(["mandate", "elect", "--role", "treasurer", "--holder", "dee", "--start", "+31d", "--port", port,
+                 "--as", "ana"]) == 0
+    assert "overlaps" not in capsys.readouterr().err
+    # a term starting in 7 days overlaps the pending one: posted, with one note saying so
+    assert main(["mandate", "elect", "--role", "treasurer", "--holder", "ben", "--start", "+7d", "--port", port,
+                 "--as", "ana"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("note: this term overlaps the treasurer term of cai (pending, ")
+    assert first["id"] and "both would hold the role until" in err
+    # another role: no note
+    assert main(["mandate", "elect", "--role", "minutes", "--holder", "ben", "--port", port, "--as", "ana"]) == 0
+    assert "overlaps" not in capsys.readouterr().err

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
+import sys
 import time
 
 from plexwire import governance, hostlink, msg
@@ -201,8 +203,13 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
             inner = key.sign_message(roster.group_id, msg.MANDATE, f, now)
         except ValueError as e:
             raise UserError("cannot encode this mandate: %s" % e) from None
+        overlaps = _overlapping(args, roster, start, end, now)
         with open_client(args, set_time=True) as c:
             reply = c.post(hostlink.pack_record(inner))
+    for r in overlaps:
+        print("note: this term overlaps the %s term of %s (%s, %s to %s): both would hold the role until %s"
+              % (args.role, ", ".join(r["holders"]) or "-", r["state"], _utc(r["start"]), _utc(r["end"]),
+                 _utc(min(end, r["end"]))), file=sys.stderr)
     names = [roster.get(h).name if roster.get(h) else h.hex() for h in holders]
     mid = msg.message_id(inner).hex()
     if args.json:
@@ -217,6 +224,28 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
             print("seed: bulletin %s (anyone can recompute the draw)" % seed.id.hex())
         print("it takes effect at %d consents: plexus consent %s" % (roster.quorum, mid))
     return 0
+
+
+def _utc(t: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t + 1704067200))
+
+
+def _overlapping(args: argparse.Namespace, roster, start: int, end: int, now: int) -> list[dict]:
+    """The role's terms in the local ledger (adopted and current or upcoming, or still pending) that overlap
+    [start, end): posting anyway is allowed (a deliberate overlap), but the user is told. No ledger: none known."""
+    from plexus import govview
+    from plexus import ledger as ledgermod
+
+    p = args.ledger or ledgermod.default_path()
+    if not os.path.exists(p):
+        return []
+    try:
+        with ledger_file(p, roster) as led:
+            rows = govview.Model(led, roster).mandate_rows(now)
+    except ledgermod.LedgerError:
+        return []
+    return [r for r in rows if r["role"] == args.role and r["state"] in ("active", "upcoming", "pending")
+            and r["start"] < end and start < r["end"]]
 
 
 def _list_args(p: argparse.ArgumentParser) -> None:
