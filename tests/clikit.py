@@ -53,3 +53,38 @@ def world(home: Path, monkeypatch, members: tuple[str, ...], nodes: dict[str, by
     finally:
         vn.close()
         t.join(2)
+
+
+def provision_emulator(tmp_path, monkeypatch):
+    """A raw-REPL board emulator for `plexus node provision` (tests/replemu.py), with the firmware built and the
+    provision verb registered; a generator for a pytest fixture (yields the emulator, closes it after)."""
+    from mpyrig import ensure_build
+    from plexus import provision, virtual
+    from replemu import ReplEmulator
+    from test_provision import ROOT
+
+    ensure_build()
+    real = ROOT / "firmware" / "main.py"
+    if not real.is_file():
+        real = tmp_path / "main.py"
+        real.write_text("from plexnode import app\n")
+    monkeypatch.setattr(provision, "MAIN_PY", real)
+    monkeypatch.setitem(virtual.SUBCOMMANDS, "provision", (provision.add_arguments, provision.run, "provision a board"))
+    e = ReplEmulator(tmp_path / "board").start()
+    yield e
+    e.close()
+
+
+def one_line_error(capsys) -> str:
+    """The stderr of a refused command: one line, `plexus: error: ...`, no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("plexus: error: "), err
+    return err
+
+
+def ok(capsys, *argv) -> str:
+    """Run `plexus ARGV`, assert it succeeded, return its stdout."""
+    from plexus.cli import main
+
+    assert main(list(argv)) == 0, capsys.readouterr().err
+    return capsys.readouterr().out

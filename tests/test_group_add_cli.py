@@ -10,7 +10,7 @@ import json
 import clikit
 import pytest
 from clikit import HUB
-from plexus import groupcfg, provision, virtual
+from plexus import groupcfg
 from plexus.cli import main
 from plexus.crypto import HostCrypto
 from plexwire import msg
@@ -25,15 +25,8 @@ def world(tmp_path, monkeypatch, capsys):
         yield tmp_path, w.vn
 
 
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("plexus: error: "), err
-    return err
-
-
-def ok(capsys, *argv) -> str:
-    assert main(list(argv)) == 0, capsys.readouterr().err
-    return capsys.readouterr().out
+one_line_error = clikit.one_line_error
+ok = clikit.ok
 
 
 def _founding(doc: dict) -> dict:
@@ -165,20 +158,7 @@ def test_ledger_rechecks_records_of_a_member_it_did_not_know(world, capsys):
 
 @pytest.fixture
 def emu(tmp_path, monkeypatch):
-    from mpyrig import ensure_build
-    from replemu import ReplEmulator
-    from test_provision import ROOT
-
-    ensure_build()
-    real = ROOT / "firmware" / "main.py"
-    if not real.is_file():
-        real = tmp_path / "main.py"
-        real.write_text("from plexnode import app\n")
-    monkeypatch.setattr(provision, "MAIN_PY", real)
-    monkeypatch.setitem(virtual.SUBCOMMANDS, "provision", (provision.add_arguments, provision.run, "provision a board"))
-    e = ReplEmulator(tmp_path / "board").start()
-    yield e
-    e.close()
+    yield from clikit.provision_emulator(tmp_path, monkeypatch)
 
 
 def _provision(capsys, emu, *extra) -> str:

@@ -9,7 +9,7 @@ import json
 import clikit
 import pytest
 from clikit import HUB, LOST
-from plexus import groupcfg, provision, virtual
+from plexus import groupcfg
 from plexus.cli import main
 from plexus.crypto import HostCrypto
 from plexwire import msg
@@ -22,15 +22,8 @@ def world(tmp_path, monkeypatch, capsys):
         yield tmp_path, w.vn
 
 
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err and err.count("\n") == 1 and err.startswith("plexus: error: "), err
-    return err
-
-
-def ok(capsys, *argv) -> str:
-    assert main(list(argv)) == 0, capsys.readouterr().err
-    return capsys.readouterr().out
+one_line_error = clikit.one_line_error
+ok = clikit.ok
 
 
 def test_revoke_cli_next_steps_and_errors(world, capsys):
@@ -140,20 +133,7 @@ def test_group_show_promotes_from_the_ledger(world, capsys):
 
 @pytest.fixture
 def emu(tmp_path, monkeypatch):
-    from mpyrig import ensure_build
-    from replemu import ReplEmulator
-    from test_provision import ROOT
-
-    ensure_build()
-    real = ROOT / "firmware" / "main.py"
-    if not real.is_file():
-        real = tmp_path / "main.py"
-        real.write_text("from plexnode import app\n")
-    monkeypatch.setattr(provision, "MAIN_PY", real)
-    monkeypatch.setitem(virtual.SUBCOMMANDS, "provision", (provision.add_arguments, provision.run, "provision a board"))
-    e = ReplEmulator(tmp_path / "board").start()
-    yield e
-    e.close()
+    yield from clikit.provision_emulator(tmp_path, monkeypatch)
 
 
 def test_provision_after_a_rekey_gives_the_new_epoch(world, emu, capsys):

@@ -59,6 +59,18 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
+def add_signed_post(p: argparse.ArgumentParser, ledger: bool = True) -> None:
+    """The options of a command that signs a record with a member key and posts it to a node: --port (and the
+    link options), --as MEMBER, --keystore, --group, --ledger (when it reads the ledger), --json."""
+    add_port(p)
+    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this key (keystore or member name)")
+    add_keystore(p)
+    add_group(p)
+    if ledger:
+        add_ledger(p)
+    add_json(p)
+
+
 def print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=1, sort_keys=True)
     sys.stdout.write("\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 from plexwire import group as pgroup
 from plexwire import msg
@@ -16,6 +17,7 @@ from plexus.commands import (
     add_keystore,
     add_ledger,
     add_port,
+    add_signed_post,
     ledger_file,
     open_client,
     print_json,
@@ -132,6 +134,20 @@ def _find_key(roster, who: str):
     return hit[0]
 
 
+def _sign_and_post(args: argparse.Namespace, build: Callable[[], bytes]) -> tuple[str, dict]:
+    """Build a signed record (a RecordError is the user's mistake) and POST it to the node: (its id in hex, the reply)."""
+    from plexus import client as clientmod
+
+    try:
+        rec = build()
+    except clientmod.RecordError as e:
+        raise UserError(str(e)) from None
+    with user_errors():
+        with open_client(args, set_time=True) as c:
+            reply = c.post(rec)
+    return clientmod.record_id(rec).hex(), reply
+
+
 def _revoke_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("who", metavar="NAME|KEYID",
                    help="the member or node to revoke: its roster name or a key id prefix (checked against the local "
@@ -140,12 +156,7 @@ def _revoke_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--reason", choices=list(REVOKE_REASONS), default="unspecified",
                    help="seized or lost (lost or compromised), left (left the group), removed (by decision)")
-    add_port(p)
-    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this key (keystore or member name)")
-    add_keystore(p)
-    add_group(p)
-    add_ledger(p)
-    add_json(p)
+    add_signed_post(p)
 
 
 def _revoke(args: argparse.Namespace) -> int:
@@ -174,14 +185,7 @@ def _revoke(args: argparse.Namespace) -> int:
         if len(left) < roster.quorum:
             raise UserError("revoking %s would leave %d member(s), fewer than the quorum of %d: nothing could be "
                             "decided any more" % (name, len(left), roster.quorum))
-    try:
-        rec = clientmod.revoke_record(key, roster.group_id, target.kid, args.reason)
-    except clientmod.RecordError as e:
-        raise UserError(str(e)) from None
-    with user_errors():
-        with open_client(args, set_time=True) as c:
-            reply = c.post(rec)
-    rid = clientmod.record_id(rec).hex()
+    rid, reply = _sign_and_post(args, lambda: clientmod.revoke_record(key, roster.group_id, target.kid, args.reason))
     nxt = ["plexus consent %s --port PORT --as MEMBER   (%d member consents needed)" % (rid, roster.quorum),
            "plexus group rekey --without %s --port PORT   (so %s cannot read new traffic)" % (name, name) if is_node else
            "plexus group rekey --port PORT   (a new group secret the revoked laptop does not hold)"]
@@ -205,12 +209,7 @@ def _add_args(p: argparse.ArgumentParser) -> None:
     who.add_argument("--member", metavar="NAME=KEY",
                      help="a member: NAME=64 hex digits of the public key, or NAME=a key in the keystore")
     p.add_argument("--contact", default="", help="how to reach the member or the node's holder (optional)")
-    add_port(p)
-    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this key (keystore or member name)")
-    add_keystore(p)
-    add_group(p)
-    add_ledger(p)
-    add_json(p)
+    add_signed_post(p)
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -250,14 +249,7 @@ def _add(args: argparse.Namespace) -> int:
         if waiting is not None:
             raise UserError("an addition of %s is already waiting for consents: plexus consent %s --port PORT"
                             % (name, waiting.hex()))
-    try:
-        rec = clientmod.roster_record(key, roster.group_id, op, pub, name, args.contact)
-    except clientmod.RecordError as e:
-        raise UserError(str(e)) from None
-    with user_errors():
-        with open_client(args, set_time=True) as c:
-            reply = c.post(rec)
-    rid = clientmod.record_id(rec).hex()
+    rid, reply = _sign_and_post(args, lambda: clientmod.roster_record(key, roster.group_id, op, pub, name, args.contact))
     nxt = ["plexus consent %s --port PORT --as MEMBER   (%d member consents needed)" % (rid, roster.quorum),
            "plexus ledger sync --port PORT   (once adopted, %s is in this laptop's roster)" % name]
     if role == pgroup.ROLE_NODE:

@@ -26,6 +26,7 @@ from plexus.commands import (
     add_keystore,
     add_ledger,
     add_port,
+    add_signed_post,
     ledger_file,
     open_client,
     print_json,
@@ -272,11 +273,7 @@ def _list(args: argparse.Namespace) -> int:
 def _recall_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("mandate_id", metavar="MANDATE_ID", help="32 hex digits")
     p.add_argument("--reason", default="", help="why (shown with the recall)")
-    p.add_argument("--as", dest="as_member", metavar="MEMBER", help="sign with this member key")
-    add_port(p)
-    add_keystore(p)
-    add_group(p)
-    add_json(p)
+    add_signed_post(p, ledger=False)
 
 
 def _recall(args: argparse.Namespace) -> int:
