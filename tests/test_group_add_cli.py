@@ -196,3 +196,19 @@ def test_provision_points_at_group_add_and_hands_the_additions(world, emu, capsy
     out = _provision(capsys, emu)
     assert "handed the node" not in out and emu.node.core.roster.get(dee.kid) is not None
     assert emu.node.core.roster.get(msg.key_id(bytes.fromhex(key))) is not None
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("../evil=" + "ab" * 32, "bad node name '../evil'"),
+    ("n" * 80 + "=" + "ab" * 32, "bad node name"),
+    ("jff=" + "ff" * 32, "is not a valid Ed25519 public key"),  # y >= p: not a canonical encoding
+    ("j01=01" + "00" * 31, "is not a valid Ed25519 public key"),  # the neutral element: small order
+    ("n9=n9", "key must be 64 hex digits (the node_key its HELLO reports)"),
+    ("novalue", "bad node 'novalue': write NAME=KEYHEX"),
+])
+def test_add_refuses_bad_node_names_and_keys(world, capsys, spec, needle):
+    _, vn = world
+    count = vn.store.count
+    assert main(["group", "add", "--node", spec, "--port", vn.port, "--as", "ana"]) == 2
+    assert needle in one_line_error(capsys)
+    assert vn.store.count == count  # nothing posted

@@ -8,6 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from fakenode import MY_COMMANDS, run_cli
 from plexus import groupcfg, keys
+from plexus.crypto import HostCrypto
 from plexwire import group as pgroup
 from plexwire import msg
 
@@ -133,7 +134,9 @@ def test_cli_keys_and_group(home, monkeypatch, capsys):
     (["keys", "new", "../evil"], "bad key name"),
     (["group", "show", "--group", "/nonexistent/g.json"], "plexus group init"),
     (["group", "init", "--name", "g", "--member", "a=zz"], "neither 64 hex"),
-    (["group", "init", "--name", "g", "--member", "a=" + "ab" * 32, "--fraction", "x"], "bad fraction"),
+    (["group", "init", "--name", "g", "--member", "a=" + HostCrypto().public_key(b"\x01" * 32).hex(), "--fraction", "x"],
+     "bad fraction"),
+    (["group", "init", "--name", "g", "--member", "a=" + "ab" * 32], "is not a valid Ed25519 public key"),
 ])
 def test_cli_user_mistakes_are_one_line(home, monkeypatch, capsys, argv, needle):
     rc, out, err = run_cli(argv, monkeypatch, capsys)

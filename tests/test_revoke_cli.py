@@ -167,3 +167,20 @@ def test_provision_after_a_rekey_gives_the_new_epoch(world, emu, capsys):
     assert main(["node", "provision", "--board", "heltec_v3", "--port", emu.port, "--hello-timeout", "10"]) == 0
     capsys.readouterr()
     assert json.loads(emu.file("/group.secret.json").read_text()) == ahead
+
+
+def test_rekey_leaves_out_a_revoked_node_without_being_told(world, capsys):
+    """Once lost's REVOKE is adopted (in the synced ledger), `group rekey` never wraps the new key for it, even
+    without --without (every node would refuse a REKEY for a revoked key), and says so."""
+    _, vn = world
+    port = vn.port
+    rid = json.loads(ok(capsys, "group", "revoke", "lost", "--port", port, "--as", "ana", "--json"))["id"]
+    ok(capsys, "ledger", "sync", "--port", port)
+    for w in ("ana", "ben"):
+        ok(capsys, "consent", rid, "--port", port, "--as", w)
+    ok(capsys, "ledger", "sync", "--port", port)
+    assert main(["group", "rekey", "--port", port, "--as", "ben", "--json"]) == 0
+    cap = capsys.readouterr()
+    d = json.loads(cap.out)
+    assert d["without"] == ["lost"] and d["nodes"] == ["hub"] and d["node"]["accepted"]
+    assert "note: lost is revoked: left out of the new key (no need for --without)" in cap.err

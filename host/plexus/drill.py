@@ -164,7 +164,7 @@ def chain_lines(rep: dict, contacts: dict[str, str] | None = None, box: str = "[
 
 def as_text(rep: dict) -> str:
     n = rep["expected"]
-    out = ["DRILL REPORT: %s" % rep["text"], "called from %s; %d nodes expected" % (rep["caller"], n)]
+    out = ["DRILL REPORT: %s" % rep["text"], "called from %s; %d node%s expected" % (rep["caller"], n, "" if n == 1 else "s")]
     if rep.get("not_expected"):
         out.append("not expected: %s" % ", ".join("%s (%s)" % (x["node"], x["why"]) for x in rep["not_expected"]))
     out += [count_line("reached  ", rep["reached"], n, rep["reach_pct"])

@@ -51,33 +51,47 @@ def parse_fraction(s: str) -> tuple[int, int]:
     return int(num), int(den)
 
 
-def _split_spec(spec: str, what: str) -> tuple[str, str]:
+def _split_spec(spec: str, what: str, form: str) -> tuple[str, str]:
     if "=" not in spec:
-        raise GroupError("bad %s %r: write NAME=KEYHEX or NAME=KEYSTORE_NAME" % (what, spec))
+        raise GroupError("bad %s %r: write %s" % (what, spec, form))
     name, val = spec.split("=", 1)
     name, val = name.strip(), val.strip()
     if not name or not val:
-        raise GroupError("bad %s %r: write NAME=KEYHEX or NAME=KEYSTORE_NAME" % (what, spec))
+        raise GroupError("bad %s %r: write %s" % (what, spec, form))
     return name, val
+
+
+def _check_pub(pub: bytes, what: str, name: str) -> None:
+    if not keymod.valid_pub(pub):
+        raise GroupError("%s %s: %s is not a valid Ed25519 public key" % (what, name, pub.hex()))
 
 
 def resolve_member(spec: str, keystore: str | os.PathLike | None = None) -> dict:
     """NAME=KEYHEX (64 hex digits) or NAME=KEYSTORE_NAME -> roster entry {"name", "key"}."""
-    name, val = _split_spec(spec, "member")
+    name, val = _split_spec(spec, "member", "NAME=KEYHEX or NAME=KEYSTORE_NAME")
+    if len(name) > 64 or not name.isprintable():
+        raise GroupError("bad member name %r: 1-64 printable characters" % name)
     pub = keymod.parse_pub_hex(val)
     if pub is None:
         try:
             pub = keymod.load_key(val, keystore).pub
         except keymod.KeyStoreError as e:
             raise GroupError("member %s: %s is neither 64 hex digits nor a usable key (%s)" % (name, val, e)) from None
+    _check_pub(pub, "member", name)
     return {"name": name, "key": pub.hex()}
 
 
 def resolve_node(spec: str) -> dict:
-    name, val = _split_spec(spec, "node")
+    """NAME=KEYHEX -> roster entry {"name", "key"}; a node's name is also a file name (its store, `--name`)."""
+    name, val = _split_spec(spec, "node", "NAME=KEYHEX")
+    try:
+        keymod.check_name(name, "node")
+    except keymod.KeyStoreError as e:
+        raise GroupError(str(e)) from None
     pub = keymod.parse_pub_hex(val)
     if pub is None:
-        raise GroupError("node %s: key must be 64 hex digits (the node_key `plexus` HELLO reports)" % name)
+        raise GroupError("node %s: key must be 64 hex digits (the node_key its HELLO reports)" % name)
+    _check_pub(pub, "node", name)
     return {"name": name, "key": pub.hex()}
 
 

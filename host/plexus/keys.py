@@ -137,6 +137,23 @@ def list_keys(keystore: str | os.PathLike | None = None) -> list[Key]:
     return out
 
 
+def valid_pub(pub: bytes) -> bool:
+    """Is `pub` a canonical encoding of an Ed25519 point that is not of small order (RFC 8032 s.5.1.3; a
+    small-order key verifies signatures it never made)? The node's own strict decoder decides."""
+    from plexnode import ed25519 as ed
+
+    if len(pub) != 32:
+        return False
+    pt = ed._decode(pub)
+    if pt is None:
+        return False
+    x, y = pt
+    q = (x, y, 1, x * y % ed._P)
+    for _ in range(3):
+        q = ed._pdbl(q)
+    return not (q[0] % ed._P == 0 and (q[1] - q[2]) % ed._P == 0)  # 8P is the neutral element: small order
+
+
 def parse_pub_hex(s: str) -> bytes | None:
     """32-byte public key from 64 hex digits, else None."""
     s = s.strip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 
 from plexwire import group as pgroup
@@ -302,6 +303,16 @@ def _rekey(args: argparse.Namespace) -> int:
         if not hit:
             raise UserError("no node %r in the roster (give its name or a key id prefix)" % w)
         left.extend(hit)
+    # a node whose REVOKE is adopted never gets the new key, --without or not (every node would refuse the REKEY)
+    from plexus import rekeystate
+    from plexus.ledger import LedgerError
+
+    try:
+        gov = rekeystate.governance(args.ledger, roster)
+    except LedgerError:
+        gov = None
+    revoked = [e for e in nodes if gov is not None and e.kid in gov.revoked and e not in left]
+    left.extend(revoked)
     stay = [e for e in nodes if e not in left]
     if not stay:
         raise UserError("no node would be left to receive the new key")
@@ -314,6 +325,8 @@ def _rekey(args: argparse.Namespace) -> int:
     except clientmod.RecordError as e:
         raise UserError(str(e)) from None
     rid = clientmod.record_id(rec)
+    for e in revoked:
+        print("note: %s is revoked: left out of the new key (no need for --without)" % e.name, file=sys.stderr)
     sp = groupcfg.secret_path(groupcfg.group_path(args.group))
     with user_errors():
         d = json.loads(sp.read_text())

@@ -261,7 +261,8 @@ def _decisions(args: argparse.Namespace) -> int:
                   delay, d["id"][:12])
     Console(width=max(100, Console().width)).print(t)
     flagged = sum(1 for d in rows if d["flagged"])
-    print("%d decisions, %d adopted, %d pending, %d flagged" % (len(rows), sum(1 for d in rows if d["state"] == "adopted"),
+    print("%d decision%s, %d adopted, %d pending, %d flagged" % (len(rows), "" if len(rows) == 1 else "s",
+                                                                sum(1 for d in rows if d["state"] == "adopted"),
                                                                 sum(1 for d in rows if d["state"] == "pending"), flagged))
     return 0
 
