@@ -325,8 +325,8 @@ def _rekey(args: argparse.Namespace) -> int:
     except clientmod.RecordError as e:
         raise UserError(str(e)) from None
     rid = clientmod.record_id(rec)
-    for e in revoked:
-        print("note: %s is revoked: left out of the new key (no need for --without)" % e.name, file=sys.stderr)
+    for gone in revoked:
+        print("note: %s is revoked: left out of the new key (no need for --without)" % gone.name, file=sys.stderr)
     sp = groupcfg.secret_path(groupcfg.group_path(args.group))
     with user_errors():
         d = json.loads(sp.read_text())
