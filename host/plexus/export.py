@@ -81,8 +81,12 @@ def describe(e: Entry, roster: pgroup.Roster) -> str:
         return "hand-over: mandate %s to mandate %s%s" % (f["prev"].hex()[:12], f["next"].hex()[:12],
                                                          ": " + f["note"] if f["note"] else "")
     if k == msg.ROSTER:
-        what = {msg.ROSTER_ADD_MEMBER: "add member", msg.ROSTER_ADD_NODE: "add node", msg.ROSTER_UPDATE: "update"}
-        return "%s %s (%s)%s" % (what.get(f["op"], "roster op %d:" % f["op"]), f["name"], msg.key_id(f["key"]).hex(),
+        kid = msg.key_id(f["key"])
+        if f["op"] == msg.ROSTER_UPDATE:  # the entry in full, as it reads once adopted
+            return "update %s (%s) to: name %s, contact %s" % (_name(roster, kid), kid.hex(), f["name"],
+                                                              f["contact"] or "none")
+        what = {msg.ROSTER_ADD_MEMBER: "add member", msg.ROSTER_ADD_NODE: "add node"}
+        return "%s %s (%s)%s" % (what.get(f["op"], "roster op %d:" % f["op"]), f["name"], kid.hex(),
                                  ": " + f["contact"] if f["contact"] else "")
     if k == msg.REVOKE:
         from plexus.client import REVOKE_REASON_NAMES

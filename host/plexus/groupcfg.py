@@ -8,6 +8,9 @@ Files (in $PLEXUS_HOME, default ~/.local/share/plexus, unless a path is given):
   (``[{"role", "name", "key", "contact"?, "roster": ROSTER id hex}]``, plexus.rosterstate): the founding fields
   ``name``, ``quorum``, ``members`` and ``nodes`` define the group id and never change. Nodes ignore ``added``;
   they learn an addition from the signed ROSTER record and its consents (their store, anti-entropy, provisioning).
+  Adopted ROSTER updates (new name and/or contact of a key) are kept under ``"updated"``
+  (``[{"key", "name", "contact"?, "roster": id of the update in force}]``, one per key, plexus.rosterstate);
+  they override the name and contact of the founding or added entry, which stay as they were written.
 * ``group.secret.json``: ``{"v": 1, "group_id": hex, "secret": 32 random bytes hex, "epoch": 0}``, mode 0600.
   It keys the air frames and never goes into the roster document.
 """
@@ -165,7 +168,8 @@ def load_doc(path: str | os.PathLike | None = None) -> dict:
 
 def roster_of(doc: dict) -> pgroup.Roster:
     """The effective roster: the founding document (which fixes the group id) plus the entries under "added",
-    each marked with ``.added`` (the hex id of the ROSTER message that added it). ValueError on a bad document."""
+    each marked with ``.added`` (the hex id of the ROSTER message that added it), with the names and contacts
+    under "updated" applied (marked ``.updated``: the id of the ROSTER update). ValueError on a bad document."""
     r = pgroup.Roster(doc)
     for a in doc.get("added", []):
         role = a.get("role")
@@ -176,12 +180,23 @@ def roster_of(doc: dict) -> pgroup.Roster:
             continue  # already a founding entry
         e.added = str(a.get("roster", ""))  # type: ignore[attr-defined]
         r.entries[e.kid] = e
+    for u in doc.get("updated", []):
+        e = r.get(msg.key_id(pgroup._unhex(u["key"], 32, "updated key")))
+        if e is None:
+            continue  # not (yet) in this roster: ignored, as a node ignores an update of a key it does not hold
+        e.name, e.contact = str(u.get("name", "")), str(u.get("contact", ""))
+        e.updated = str(u.get("roster", ""))  # type: ignore[attr-defined]
     return r
 
 
 def added_by(e: pgroup.Entry) -> str | None:
     """The ROSTER id (hex) that added a roster entry after genesis, None for a founding entry."""
     return getattr(e, "added", None)
+
+
+def updated_by(e: pgroup.Entry) -> str | None:
+    """The ROSTER update id (hex) that set a roster entry's current name and contact, None if never updated."""
+    return getattr(e, "updated", None)
 
 
 def load_roster(path: str | os.PathLike | None = None) -> pgroup.Roster:
@@ -231,6 +246,8 @@ def summary(doc: dict) -> dict:
             d["holder"] = e.holder
         if added_by(e) is not None:
             d["added_by"] = added_by(e)
+        if updated_by(e) is not None:
+            d["updated_by"] = updated_by(e)
         return d
 
     return {

@@ -1,4 +1,5 @@
-"""`plexus group init|show|add|revoke|rekey`: the roster document, additions, revocations and the group secret."""
+"""`plexus group init|show|add|update|revoke|rekey`: the roster document, additions, updates, revocations and the
+group secret."""
 
 from __future__ import annotations
 
@@ -73,9 +74,9 @@ def _show(args: argparse.Namespace) -> int:
 
     with user_errors():
         try:
-            added = rosterstate.refresh(args.group, args.ledger)  # additions the ledger shows adopted
+            added, updated = rosterstate.refresh_all(args.group, args.ledger)  # what the ledger shows adopted
         except LedgerError:
-            added = []  # reported below
+            added, updated = [], []  # reported below
         doc = groupcfg.load_doc(args.group)
         roster = groupcfg.load_roster(args.group)
         s = groupcfg.summary(doc)
@@ -98,12 +99,15 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         s["promoted"] = promoted
         s["added"] = added
+        s["updated"] = updated
         print_json(s)
         return 0
     print("%s  group id %s" % (s["name"], s["group_id"]))
     print("quorum: %d of %d members (%s)" % (s["quorum"], len(s["members"]), s["quorum_rule"]))
     for a in added:
         print("%s %s joined: its ROSTER %s was adopted" % (a["role"], a["name"], a["roster"]))
+    for u in updated:
+        print("%s: its ROSTER update %s was adopted" % (rosterstate.describe_update(u), u["roster"]))
     for p in promoted:
         print("rekey %s was adopted: the secret of epoch %d is now current" % (p["rekey"], p["epoch"]))
     if s["epoch"] is not None:
@@ -118,7 +122,7 @@ def _show(args: argparse.Namespace) -> int:
         print("  %-16s %s  %s" % (m["name"], m["key_id"], m.get("contact", "")))
     print("nodes:" if s["nodes"] else "nodes: none")
     for n in s["nodes"]:
-        print("  %-16s %s  %s" % (n["name"], n["key_id"], n.get("holder") or n.get("contact", "")))
+        print("  %-16s %s  %s" % (n["name"], n["key_id"], ", ".join(x for x in (n.get("holder"), n.get("contact")) if x)))
     return 0
 
 
@@ -269,6 +273,79 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _update_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("who", metavar="NAME|KEYID",
+                   help="the member or node to change: its roster name or a key id prefix of 4+ hex digits")
+    p.add_argument("--contact", metavar="TEXT", help="the new contact: how to reach the member or the node's holder "
+                                     "(\"\" clears it; default: keep the current one)")
+    p.add_argument("--name", dest="new_name", metavar="NEWNAME", help="the new name (default: keep the current one)")
+    add_signed_post(p)
+
+
+def _update(args: argparse.Namespace) -> int:
+    """Sign a ROSTER update (op 3: the entry's name and contact, both given in full) and POST it; it takes
+    effect once a quorum consents (SPEC.md s.8.2), then `ledger sync` brings the laptop's roster up to date
+    ("updated" in group.json; plexus.rosterstate). The key, its role and the group id do not change."""
+    from plexus import client as clientmod
+    from plexus import rekeystate, rosterstate
+    from plexus.ledger import LedgerError
+
+    if args.contact is None and args.new_name is None:
+        raise UserError("nothing to change: give --contact TEXT and/or --name NEWNAME")
+    with user_errors():
+        try:
+            rosterstate.refresh_all(args.group, args.ledger)  # updates adopted meanwhile are in the roster already
+        except LedgerError:
+            pass
+        roster = groupcfg.load_roster(args.group)
+        key = groupcfg.member_key(roster, args.keystore, args.as_member)
+        target = _find_key(roster, args.who)
+        try:
+            gov = rekeystate.governance(args.ledger, roster)
+        except LedgerError as e:
+            raise UserError(str(e)) from None
+    old = target.name or target.kid.hex()
+    name = target.name if args.new_name is None else args.new_name.strip()
+    contact = target.contact if args.contact is None else args.contact.strip()
+    if not name:
+        raise UserError("the new name is empty: give --name a name")
+    if gov is not None and target.kid in gov.revoked:
+        done = gov.revoke_of(target.kid)
+        raise UserError("%s is revoked%s: its entry is no longer updated" % (old, " (REVOKE %s)" % done.hex() if done else ""))
+    if (name, contact) == (target.name, target.contact):
+        raise UserError("nothing changes: %s already has %s" % (
+            old, "that name and contact" if args.new_name is not None and args.contact is not None else
+            "that name" if args.new_name is not None else "that contact"))
+    same = [e for e in roster.entries.values() if e.name == name and e.kid != target.kid]
+    if same:
+        raise UserError("the name %s is already in the roster (%s %s): choose another" % (name, same[0].role, same[0].kid.hex()))
+    if gov is not None:
+        waiting = rosterstate.pending_update(gov, target.kid)
+        if waiting is not None:
+            raise UserError("an update of %s is already waiting for consents: plexus consent %s --port PORT"
+                            % (old, waiting.hex()))
+    rid, reply = _sign_and_post(args, lambda: clientmod.roster_record(key, roster.group_id, msg.ROSTER_UPDATE, target.pub,
+                                                                      name, contact))
+    nxt = ["plexus consent %s --port PORT --as MEMBER   (%d member consents needed)" % (rid, roster.quorum),
+           "plexus ledger sync --port PORT   (once adopted, this laptop's roster shows the change)"]
+    if args.json:
+        print_json({"id": rid, "key_id": target.kid.hex(), "role": target.role, "was": {"name": target.name,
+                    "contact": target.contact}, "name": name, "contact": contact, "author": key.name, "node": reply,
+                    "next": nxt})
+        return 0
+    change = []
+    if name != target.name:
+        change.append("name %s -> %s" % (old, name))
+    if contact != target.contact:
+        change.append("contact %s -> %s" % (target.contact or "(none)", contact or "(none)"))
+    print("update %s %s (%s): %s: %s (id %s)" % (target.role, old, target.kid.hex(), "; ".join(change),
+                                                 "posted" if reply.get("accepted") else reply, rid))
+    print("next steps:")
+    print("  1. collect consents: %s" % nxt[0])
+    print("  2. then:             %s" % nxt[1])
+    return 0
+
+
 def _rekey_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--without", action="append", default=[], metavar="NODE",
                    help="a node that must not learn the new key (seized, lost): its name or key id prefix (repeat)")
@@ -384,6 +461,7 @@ SUBCOMMANDS = {
     "init": (_init_args, _init, "create the roster document and a fresh group secret"),
     "show": (_show_args, _show, "print members, nodes, quorum and group id"),
     "add": (_add_args, _add, "post a ROSTER addition of a member or node (the group id stays); needs quorum consent"),
+    "update": (_update_args, _update, "post a ROSTER update of a member's or node's name or contact; needs quorum consent"),
     "revoke": (_revoke_args, _revoke, "post a REVOKE of a member or node key (seized, lost, left); needs quorum consent"),
     "rekey": (_rekey_args, _rekey, "wrap a new group key for the remaining nodes and post the REKEY (--commit: adopt it here)"),
 }

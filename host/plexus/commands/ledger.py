@@ -9,7 +9,7 @@ from typing import Any
 from plexwire import msg
 
 from plexus import export as exportmod
-from plexus import groupcfg
+from plexus import groupcfg, rosterstate
 from plexus import ledger as ledgermod
 from plexus.cli import UserError
 from plexus.commands import add_group, add_json, add_ledger, add_port, ledger_file, open_client, print_json, user_errors
@@ -72,13 +72,14 @@ def _sync(args: argparse.Namespace) -> int:
                 if task:
                     prog.stop()
             head = led.count()
-    added = _roster_additions(args)
+    added, updated = _roster_additions(args)
     promoted = _promote_rekeys(args)
     if args.json:
         d = res.as_dict()
         d["ledger_records"] = head
         d["promoted_rekeys"] = promoted
         d["roster_added"] = added
+        d["roster_updated"] = updated
         print_json(d)
     else:
         print("synced from %s: %d fetched, %d new, %d already had, %d refused; ledger holds %d records"
@@ -86,6 +87,9 @@ def _sync(args: argparse.Namespace) -> int:
         for a in added:
             print("%s %s joined the roster: its ROSTER %s was adopted (%s updated)"
                   % (a["role"], a["name"], a["roster"], groupcfg.group_path(args.group)))
+        for u in updated:
+            print("%s: its ROSTER update %s was adopted (%s updated)"
+                  % (rosterstate.describe_update(u), u["roster"], groupcfg.group_path(args.group)))
         for p in promoted:
             print("rekey %s adopted: the group secret of epoch %d is now current on this laptop" % (p["rekey"], p["epoch"]))
         for r in res.rejected[:10]:
@@ -93,16 +97,15 @@ def _sync(args: argparse.Namespace) -> int:
     return 0
 
 
-def _roster_additions(args: argparse.Namespace) -> list[dict]:
-    """After a sync: members and nodes whose ROSTER addition is now adopted join group.json (plexus.rosterstate)."""
-    from plexus import rosterstate
-
+def _roster_additions(args: argparse.Namespace) -> tuple[list[dict], list[dict]]:
+    """After a sync: members and nodes whose ROSTER addition is now adopted join group.json, and adopted ROSTER
+    updates set their names and contacts there (plexus.rosterstate). (additions, updates)."""
     if not (args.group or groupcfg.group_path(args.group).exists()):
-        return []
+        return [], []
     try:
-        return rosterstate.refresh(args.group, args.ledger)
+        return rosterstate.refresh_all(args.group, args.ledger)
     except (groupcfg.GroupError, ledgermod.LedgerError):
-        return []
+        return [], []
 
 
 def _promote_rekeys(args: argparse.Namespace) -> list[dict]:
