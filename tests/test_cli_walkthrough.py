@@ -171,7 +171,7 @@ def test_every_registered_verb_is_in_the_help_summary(capsys):
         assert listed == verbs, name
         assert "%s %s" % (name, helps[name]) in page
     assert nested >= 6
-    assert "init, show, add, revoke, rekey" in page and "decisions, mandates" in page
+    assert "init, show, add, update, revoke, rekey" in page and "decisions, mandates" in page
 
 
 # ---- 5. messages
