@@ -212,3 +212,23 @@ def test_add_refuses_bad_node_names_and_keys(world, capsys, spec, needle):
     assert main(["group", "add", "--node", spec, "--port", vn.port, "--as", "ana"]) == 2
     assert needle in one_line_error(capsys)
     assert vn.store.count == count  # nothing posted
+
+
+def test_the_printed_sheet_tells_adopted_roster_changes_from_pending_ones(world, capsys):
+    tmp, vn = world
+    port = vn.port
+    from plexus.crypto import HostCrypto
+
+    k1, k2 = (HostCrypto().public_key(bytes([i]) * 32).hex() for i in (8, 9))
+    r1 = json.loads(ok(capsys, "group", "add", "--node", "roof=" + k1, "--port", port, "--as", "ana", "--json"))["id"]
+    ok(capsys, "group", "add", "--node", "cellar=" + k2, "--port", port, "--as", "ana")
+    for w in ("ana", "ben"):
+        ok(capsys, "consent", r1, "--port", port, "--as", w)
+    ok(capsys, "ledger", "sync", "--port", port)
+    sheet = tmp / "sheet.txt"
+    ok(capsys, "ledger", "export", "--text", str(sheet))
+    text = sheet.read_text()
+    roof = text[text.index("add node roof"):]
+    cellar = text[text.index("add node cellar"):]
+    assert roof.split("\n")[1].startswith("    => ADOPTED: consent 2 of quorum 2")
+    assert cellar.split("\n")[1].startswith("    => PENDING: consent 0 of quorum 2")

@@ -38,6 +38,7 @@ SECTION_TITLES = {
     "consent": "Consents to unknown proposals",
     "beacon": "Node beacons",
 }
+GOVERNANCE_SECTIONS = ("mandate", "recall", "roster", "revoke", "rekey")  # proposals that take effect on consent
 ORDER = ["decision", "bulletin", "alert", "mandate", "recall", "handover", "succession", "roster", "revoke", "rekey", "consent"]
 
 
@@ -163,7 +164,10 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None, now: int | None = 
         by_kind["consent"] = orphans
     from plexus import rekeystate
 
+    from plexus.audit import replay
+
     gone = rekeystate.inactive_nodes(ledger, roster)
+    adopted = replay(ledger)[2]  # proposal id -> the ledger record that completed its quorum, as the nodes count
     drills = {r["data"].get("alert"): r["data"] for r in ledger.reports("drill") if isinstance(r["data"], dict)}
     sections = []
     for key in ORDER + sorted(k for k in by_kind if k not in ORDER):
@@ -174,6 +178,11 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None, now: int | None = 
             it: dict[str, Any] = {"entry": e, "json": entry_json(e, roster)}
             if key in ("decision", "bulletin"):
                 it["tally"] = consent_tally(consents.get(e.id, []), roster)
+            if key in GOVERNANCE_SECTIONS:
+                # whether it took effect, as the nodes compute it (a pending roster change changes nothing yet)
+                t = consent_tally(consents.get(e.id, []), roster)
+                t["state"] = "adopted" if e.id in adopted else ("blocked" if t["block"] else "pending")
+                it["tally"] = t
             if key == "alert":
                 st: dict[bytes, int] = {}
                 for r in receipts.get(e.id, []):
@@ -336,7 +345,8 @@ def _card(it: dict, roster: pgroup.Roster) -> str:
     else:
         body = '<div class="text">%s</div>%s' % (_e(describe(e, roster)), _fields_table(j["fields"]))
     t = it.get("tally")
-    if t is not None and (t["consent"] or t["stand_aside"] or t["block"] or e.msg.f.get("flags", 0) & msg.BULLETIN_DECISION):
+    if t is not None and (t["consent"] or t["stand_aside"] or t["block"] or e.msg.f.get("flags", 0) & msg.BULLETIN_DECISION
+                          or e.kind_name in GOVERNANCE_SECTIONS):
         body += ('<div class="tally"><span class="state %s">%s</span> consent %d of quorum %d (%d members)'
                  % (t["state"], t["state"], len(t["consent"]), t["quorum"], t["members"]))
         for label, key in (("consent", "consent"), ("stand aside", "stand_aside"), ("block", "block")):
@@ -456,7 +466,8 @@ def render_text(w: dict, roster: pgroup.Roster) -> str:
             lines += _wrap(e.text if e.kind in (msg.BULLETIN, msg.BULLETIN_LONG, msg.ALERT) and e.text is not None
                            else describe(e, roster))
             t = it.get("tally")
-            if t is not None and (t["consent"] or t["stand_aside"] or t["block"] or e.msg.f.get("flags", 0) & msg.BULLETIN_DECISION):
+            if t is not None and (t["consent"] or t["stand_aside"] or t["block"] or e.msg.f.get("flags", 0) & msg.BULLETIN_DECISION
+                                  or s["key"] in GOVERNANCE_SECTIONS):
                 lines.append("    => %s: consent %d of quorum %d%s%s%s" % (
                     t["state"].upper(), len(t["consent"]), t["quorum"],
                     "; consent: " + ", ".join(t["consent"]) if t["consent"] else "",
