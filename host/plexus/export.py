@@ -163,7 +163,6 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None, now: int | None = 
     if orphans:
         by_kind["consent"] = orphans
     from plexus import rekeystate
-
     from plexus.audit import replay
 
     gone = rekeystate.inactive_nodes(ledger, roster)
