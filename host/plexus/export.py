@@ -259,7 +259,7 @@ def governance_lines(w: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                              r["method"], r["state"], "%d of %d" % (len(r["consents"]), r["quorum"]), "; ".join(ev) or "-",
                              r["id"][:12]])
         out.append(("Mandates: holders, time left, history",
-                    ["role", "holders", "term", "method", "state", "consents", "events", "mandate"], rows))
+                    ["role", "holders", "term", "method", "state", "consents", "time left, recalls, hand-overs", "mandate"], rows))
     return out
 
 
