@@ -28,7 +28,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.panel import Panel
 
     from plexus import export as exportmod
-    from plexus.client import plexus_time
     from plexus.ledger import Ledger
     from plexus.sim import nodes as simnodes
     from plexus.sim.cli import print_summary
@@ -96,15 +95,16 @@ def run(args: argparse.Namespace) -> int:
 
     sync()
     # the assembly's member consents to the decision(s) from the laptop on that node, as `plexus consent` does
-    # (signed with the laptop's clock; its quorum is 1), and the ledger is synced once more: `plexus ledger
-    # decisions` shows them adopted
+    # (its quorum is 1), and the ledger is synced once more: `plexus ledger decisions` shows them adopted. The
+    # demo's world keeps the simulation's clock throughout (the consent at the end of the simulated hour, the
+    # sheet printed a minute later), so posting, adoption and publication read in order on the sheet
     end_ms = int(sc["duration_s"] * 1000)
+    end_s = simnodes.SIM_TIME0 + int(sc["duration_s"])
     for e in led.entries(kinds=[msg.BULLETIN, msg.BULLETIN_LONG]):
         if e.msg.f["flags"] & msg.BULLETIN_DECISION:
             seed = ctx["assembly_seed"]
             kid = msg.key_id(ctx["crypto"].public_key(seed))
-            unsigned = msg.encode_unsigned(msg.CONSENT, {"target": e.id, "stance": msg.STANCE_CONSENT}, kid,
-                                           plexus_time())
+            unsigned = msg.encode_unsigned(msg.CONSENT, {"target": e.id, "stance": msg.STANCE_CONSENT}, kid, end_s)
             inner = msg.finish(unsigned, ctx["crypto"].sign(seed, msg.signing_bytes(roster.group_id, unsigned)))
             ok, why = node.handle_inner(inner, None, None, 0, end_ms, b"", True)
             con.print("decision %r: %s" % ((e.text or "")[:60], "the assembly consents" if ok else "consent refused: %s" % why),
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         led.add_report("drill", rep)
     v = led.verify()
     # the printable sheet (writing it publishes the adopted decision, as `plexus ledger export` does)
-    sheet = exportmod.export_text(led, out / "ledger.txt", roster=roster)
+    sheet = exportmod.export_text(led, out / "ledger.txt", roster=roster, now=end_s + 60)
     # soft_wrap: a log or a pipe gets the line whole, not "verify:" with "OK" alone on the next line
     con.print("ledger %s: %d records synced from node %s (%d new); verify: %s"
               % (ledger_path, fetched, origin, inserted, "OK" if v.ok else v), soft_wrap=True, highlight=False)

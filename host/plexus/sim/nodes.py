@@ -28,7 +28,7 @@ def _seed(label: str) -> bytes:
 MAX_SIM_NODES = 512
 
 
-SIM_TIME0 = 91_324_800  # every simulated node's clock at t=0: 2026-11-25 in Plexus seconds (SPEC.md section 6.2)
+SIM_TIME0 = 91_324_800  # every simulated node's clock at t=0: 2026-11-23 00:00 UTC in Plexus seconds (SPEC.md section 6.2)
 
 
 def _node_seed(index: int) -> bytes:
