@@ -15,6 +15,7 @@ import select
 import socket
 import sys
 import tempfile
+import threading
 import time
 import tty
 from pathlib import Path
@@ -72,6 +73,7 @@ class VirtualNode:
         self.port = os.ttyname(self.slave)
         self.buf = bytearray()
         self.running = True
+        self._serving: threading.Thread | None = None  # the thread in serve_forever, if any
 
     def _save_keys(self, node: Node) -> None:
         tmp = self.keys_path.with_name(self.keys_path.name + ".new")
@@ -138,11 +140,20 @@ class VirtualNode:
         self._drain()
 
     def serve_forever(self) -> None:
-        while self.running:
-            self.step()
+        self._serving = threading.current_thread()
+        try:
+            while self.running:
+                self.step()
+        finally:
+            self._serving = None
 
     def close(self) -> None:
         self.running = False
+        t = self._serving
+        if t is not None and t is not threading.current_thread():
+            # let the serving thread finish its step (<= 50 ms of select) before its descriptors and store go: a
+            # closed descriptor number can be reused at once by another file
+            t.join(2.0)
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)
