@@ -286,13 +286,18 @@ def test_managed_router_stops_at_hop_limit_three():
     assert m.delivered(mid) == [0, 1, 2, 3, 4]
 
 
+def clique(n: int) -> list[tuple[int, int]]:
+    """Links between every two of nodes 0..n-1 (all in range of each other)."""
+    return [(a, b) for a in range(n) for b in range(a + 1, n)]
+
+
 def _carrying(m: Mesh, mid: bytes) -> list:
     return [s for s in m.sent if msg.message_id(m.nodes[0]._gk().open(s[2])) == mid]
 
 
 def test_no_relay_when_the_sender_already_reached_all_our_neighbours():
     # four nodes all in range of each other: once the BEACONs told everyone who hears whom, nobody relays
-    m = Mesh(4, links=[(a, b) for a in range(4) for b in range(a + 1, 4)], beacon_s=60)
+    m = Mesh(4, links=clique(4), beacon_s=60)
     m.run(200)
     mid = m.nodes[0].post_bulletin("one frame is enough", m.now)
     m.run(60)
@@ -333,7 +338,7 @@ def test_newcomer_sends_one_sync_copy_not_one_per_neighbour():
     # four nodes in range of each other; a fifth, holding a bulletin they lack, arrives in range of all four.
     # Each of the four sees its beacon differ and opens a session with it; its first copy (addressed to one of
     # them, heard by all) stands for the rest, so it drops its other queued copies of that bulletin.
-    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    full = clique(4)
     m = Mesh(5, links=full, beacon_s=60)
     m.run(200)
     mid = m.nodes[4].post_bulletin("kitchen open from six", m.now)
@@ -352,7 +357,7 @@ def test_newcomer_sends_one_sync_copy_not_one_per_neighbour():
 
 
 def test_a_sync_copy_heard_going_to_our_peer_cancels_ours_and_no_other():
-    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    full = clique(4)
     m = Mesh(4, links=full, beacon_s=60)
     m.run(200)
     mid = m.nodes[0].post_bulletin("two answer the same request", m.now)
@@ -385,7 +390,7 @@ def _beacons(m: Mesh, since: int = 0) -> list[tuple[int, int, bytes]]:
 def test_covered_regular_beacons_are_skipped_but_every_node_beacons_within_25_minutes(beacon_s):
     # four nodes in range of each other, same (empty) store: one beacon tells all four everything. The others
     # skip theirs, but nobody stays silent for more than 25 minutes (a neighbour forgets a node after 30)
-    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    full = clique(4)
     m = Mesh(4, links=full, beacon_s=beacon_s)
     hours = 1 if beacon_s == 60 else 4
     m.run(3600 * hours)
@@ -419,7 +424,7 @@ def test_a_beacon_goes_out_when_a_neighbour_is_not_covered_or_our_list_changed()
 
 
 def test_after_a_bulletin_one_pulled_forward_beacon_serves_a_clique():
-    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    full = clique(4)
     m = Mesh(4, links=full, beacon_s=600)
     m.run(300)
     mid = m.nodes[0].post_bulletin("meeting moved to thursday", m.now)
@@ -435,7 +440,7 @@ def test_after_a_bulletin_one_pulled_forward_beacon_serves_a_clique():
 
 def test_a_stored_difference_still_triggers_sync_when_beacons_are_skipped():
     # a node that missed a flood hears a neighbour's beacon (the one that was not skipped) and syncs
-    full = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+    full = clique(4)
     m = Mesh(4, links=full, beacon_s=600)
     m.run(300)
     for a in range(3):
