@@ -79,9 +79,14 @@ def default_path() -> Path:
     return keymod.home() / "ledger.sqlite"
 
 
+def resolve_path(path: str | os.PathLike | None = None) -> Path:
+    """The ledger file a `--ledger` option names: `path` (with ~ expanded), else default_path()."""
+    return Path(path).expanduser() if path else default_path()
+
+
 def existing_path(path: str | os.PathLike | None = None) -> Path:
     """The ledger file at `path` (default: default_path()); a LedgerError when there is none."""
-    p = Path(path).expanduser() if path else default_path()
+    p = resolve_path(path)
     if not p.is_file():
         raise LedgerError("no ledger at %s (run `plexus ledger sync` first)" % p)
     return p
@@ -525,7 +530,7 @@ class Ledger:
 
         With create=False (commands that only read it) a missing file is a LedgerError and nothing is created:
         neither the file nor its directory."""
-        self.path = Path(path).expanduser() if path else default_path()
+        self.path = resolve_path(path)
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         else:

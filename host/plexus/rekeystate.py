@@ -52,7 +52,7 @@ def governance(ledger_path: str | os.PathLike | None, roster: pgroup.Roster) -> 
     from plexus import ledger as ledgermod
     from plexus.audit import replay
 
-    p = Path(ledger_path) if ledger_path else ledgermod.default_path()
+    p = ledgermod.resolve_path(ledger_path)
     if not p.exists():
         return None
     with ledgermod.Ledger(str(p), roster) as led:
@@ -93,7 +93,7 @@ def inactive_nodes_at(ledger_path: str | os.PathLike | None, roster: pgroup.Rost
     """inactive_nodes of the ledger at `ledger_path` (default: the default ledger); {} when there is none yet."""
     from plexus import ledger as ledgermod
 
-    p = Path(ledger_path) if ledger_path else ledgermod.default_path()
+    p = ledgermod.resolve_path(ledger_path)
     if not p.exists():
         return {}
     with ledgermod.Ledger(str(p), roster) as led:

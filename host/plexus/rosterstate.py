@@ -19,7 +19,6 @@ name and contact and the id of the adopted ROSTER update that set them; the foun
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from plexwire import group as pgroup
 from plexwire import msg
@@ -97,12 +96,6 @@ def pending_add(gov: rekeystate.Governance, key: bytes, name: str) -> bytes | No
     return None
 
 
-def _ledger_path(ledger_path: str | os.PathLike | None) -> Path:
-    from plexus import ledger as ledgermod
-
-    return Path(ledger_path) if ledger_path else ledgermod.default_path()
-
-
 def refresh(group: str | os.PathLike | None = None, ledger_path: str | os.PathLike | None = None) -> list[dict]:
     """The additions `refresh_all` made (see there)."""
     return refresh_all(group, ledger_path)[0]
@@ -117,7 +110,7 @@ def refresh_all(group: str | os.PathLike | None = None,
     member's consents, a new node's receipts), which can adopt more."""
     from plexus import ledger as ledgermod
 
-    p = _ledger_path(ledger_path)
+    p = ledgermod.resolve_path(ledger_path)
     if not p.exists():
         return [], []
     done: list[dict] = []
@@ -166,7 +159,7 @@ def handover(doc: dict, ledger_path: str | os.PathLike | None = None) -> tuple[l
     added = doc.get("added", []) + doc.get("updated", [])  # additions first: an update may be of an added key
     if not added:
         return [], []
-    p = _ledger_path(ledger_path)
+    p = ledgermod.resolve_path(ledger_path)
     if not p.exists():
         return [], [a.get("name", "?") for a in added]
     out: list[bytes] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 
 from plexus import client as clientmod
 from plexus import groupcfg
@@ -55,8 +54,8 @@ def resolve_id(text: str, ledger_path: str | None, force: bool = False) -> bytes
         raise UserError("a message id is 32 hex digits (or a unique prefix of at least 4)")
     from plexus import ledger as ledgermod
 
-    p = ledger_path or ledgermod.default_path()
-    if not os.path.exists(p):
+    p = ledgermod.resolve_path(ledger_path)
+    if not p.exists():
         if full and force:
             return rid
         if full:

@@ -226,12 +226,11 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     import html
-    import os
 
     from plexus import ledger as ledgermod
 
-    p = args.ledger or str(ledgermod.default_path())
-    if not os.path.exists(p):
+    p = ledgermod.resolve_path(args.ledger)
+    if not p.exists():
         raise UserError("no ledger at %s: run `plexus drill start` first" % p)
     with user_errors():
         with ledger_file(p) as led:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import re
 import sys
 import time
@@ -237,8 +236,8 @@ def _overlapping(args: argparse.Namespace, roster, start: int, end: int, now: in
     from plexus import govview
     from plexus import ledger as ledgermod
 
-    p = args.ledger or ledgermod.default_path()
-    if not os.path.exists(p):
+    p = ledgermod.resolve_path(args.ledger)
+    if not p.exists():
         return []
     try:
         with ledger_file(p, roster) as led:
