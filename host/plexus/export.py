@@ -165,8 +165,9 @@ def wall(ledger: Ledger, roster: pgroup.Roster | None = None, now: int | None = 
     from plexus import rekeystate
     from plexus.audit import replay
 
-    gone = rekeystate.inactive_nodes(ledger, roster)
-    adopted = replay(ledger)[2]  # proposal id -> the ledger record that completed its quorum, as the nodes count
+    replayed = replay(ledger)  # the node core over the ledger: one pass serves both uses below
+    gone = rekeystate.inactive_nodes(ledger, roster, replayed)
+    adopted = replayed[2]  # proposal id -> the ledger record that completed its quorum, as the nodes count
     drills = {r["data"].get("alert"): r["data"] for r in ledger.reports("drill") if isinstance(r["data"], dict)}
     sections = []
     for key in ORDER + sorted(k for k in by_kind if k not in ORDER):

@@ -63,14 +63,15 @@ def governance(ledger_path: str | os.PathLike | None, roster: pgroup.Roster) -> 
     return Governance(revoked, adopted, revokes, rosters)
 
 
-def inactive_nodes(led: "ledgermod.Ledger", roster: pgroup.Roster) -> dict[bytes, str]:
+def inactive_nodes(led: "ledgermod.Ledger", roster: pgroup.Roster, replayed: tuple | None = None) -> dict[bytes, str]:
     """The roster's nodes that are no longer in the group, by key id, with why: revoked (their REVOKE adopted, as the
     node core computes it), or left out of the wrap table of the latest adopted REKEY (they do not hold the
-    group's current key, so they can neither read nor answer anything sent with it)."""
+    group's current key, so they can neither read nor answer anything sent with it). `replayed`: what
+    plexus.audit.replay(led) returned, when the caller has it already."""
     from plexus.audit import replay
     from plexus.client import REVOKE_REASON_NAMES
 
-    node, _flags, adopted = replay(led)
+    node, _flags, adopted = replayed if replayed is not None else replay(led)
     reasons = {e.msg.f["key"]: e.msg.f["reason"] for e in led.entries(kinds=[msg.REVOKE]) if e.id in adopted}
     out: dict[bytes, str] = {}
     for kid, e in node.roster.entries.items():
