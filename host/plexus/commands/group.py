@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from plexwire import group as pgroup
 from plexwire import msg
@@ -153,6 +154,40 @@ def _sign_and_post(args: argparse.Namespace, build: Callable[[], bytes]) -> tupl
     return clientmod.record_id(rec).hex(), reply
 
 
+def _print_steps(steps: Iterable[tuple[str, str]]) -> None:
+    print("next steps:")
+    for i, (label, cmd) in enumerate(steps, 1):
+        print("  %d. %-18s%s" % (i, label, cmd))
+
+
+def _roster_now(args: argparse.Namespace) -> tuple[pgroup.Roster, Any, Any]:
+    """For a ROSTER change: bring group.json up to date with what the ledger shows adopted (an addition or update
+    adopted meanwhile is in the roster already), then (the roster, the signing member key, the ledger's
+    governance or None without a ledger)."""
+    from plexus import rekeystate, rosterstate
+    from plexus.ledger import LedgerError
+
+    with user_errors():
+        try:
+            rosterstate.refresh_all(args.group, args.ledger)
+        except LedgerError:
+            pass
+        roster = groupcfg.load_roster(args.group)
+        key = groupcfg.member_key(roster, args.keystore, args.as_member)
+        try:
+            gov = rekeystate.governance(args.ledger, roster)
+        except LedgerError as e:
+            raise UserError(str(e)) from None
+    return roster, key, gov
+
+
+def _name_taken(roster: pgroup.Roster, name: str, kid: bytes | None = None) -> None:
+    """A UserError when another entry than `kid` already has this name."""
+    same = [e for e in roster.entries.values() if e.name == name and e.kid != kid]
+    if same:
+        raise UserError("the name %s is already in the roster (%s %s): choose another" % (name, same[0].role, same[0].kid.hex()))
+
+
 def _revoke_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("who", metavar="NAME|KEYID",
                    help="the member or node to revoke: its roster name or a key id prefix (checked against the local "
@@ -202,9 +237,7 @@ def _revoke(args: argparse.Namespace) -> int:
     print("revoke %s %s (%s), reason %s: %s (id %s)" % (target.role, name, target.kid.hex(),
                                                          clientmod.REVOKE_REASON_TEXT[clientmod.REVOKE_REASONS[args.reason]],
                                                          "posted" if reply.get("accepted") else reply, rid))
-    print("next steps:")
-    print("  1. collect consents: %s" % nxt[0])
-    print("  2. then rekey:       %s" % nxt[1])
+    _print_steps(zip(("collect consents:", "then rekey:"), nxt))
     return 0
 
 
@@ -222,33 +255,21 @@ def _add(args: argparse.Namespace) -> int:
     group id does not change: the laptop's group.json keeps its founding roster and lists the addition under
     "added" once the ledger shows it adopted (plexus.rosterstate)."""
     from plexus import client as clientmod
-    from plexus import rekeystate, rosterstate
-    from plexus.ledger import LedgerError
+    from plexus import rosterstate
 
+    roster, key, gov = _roster_now(args)
     with user_errors():
-        try:
-            rosterstate.refresh(args.group, args.ledger)  # an addition adopted meanwhile is in the roster already
-        except LedgerError:
-            pass
-        roster = groupcfg.load_roster(args.group)
-        key = groupcfg.member_key(roster, args.keystore, args.as_member)
         if args.node is not None:
             ent, role, op = groupcfg.resolve_node(args.node), pgroup.ROLE_NODE, msg.ROSTER_ADD_NODE
         else:
             ent, role, op = groupcfg.resolve_member(args.member, args.keystore), pgroup.ROLE_MEMBER, msg.ROSTER_ADD_MEMBER
-        try:
-            gov = rekeystate.governance(args.ledger, roster)
-        except LedgerError as e:
-            raise UserError(str(e)) from None
     name, pub = ent["name"], bytes.fromhex(ent["key"])
     kid = msg.key_id(pub)
     have = roster.get(kid)
     if have is not None:
         raise UserError("that key is already in the roster, as %s %s%s" % (
             have.role, have.name or kid.hex(), " (revoked)" if gov is not None and kid in gov.revoked else ""))
-    same = [e for e in roster.entries.values() if e.name == name]
-    if same:
-        raise UserError("the name %s is already in the roster (%s %s): choose another" % (name, same[0].role, same[0].kid.hex()))
+    _name_taken(roster, name)
     if gov is not None:
         waiting = rosterstate.pending_add(gov, pub, name)
         if waiting is not None:
@@ -265,11 +286,7 @@ def _add(args: argparse.Namespace) -> int:
                     "author": key.name, "node": reply, "next": nxt})
         return 0
     print("add %s %s (%s): %s (id %s)" % (role, name, kid.hex(), "posted" if reply.get("accepted") else reply, rid))
-    print("next steps:")
-    print("  1. collect consents: %s" % nxt[0])
-    print("  2. then:             %s" % nxt[1])
-    if len(nxt) > 2:
-        print("  3. set the node up:  %s" % nxt[2])
+    _print_steps(zip(("collect consents:", "then:", "set the node up:"), nxt))
     return 0
 
 
@@ -287,23 +304,13 @@ def _update(args: argparse.Namespace) -> int:
     effect once a quorum consents (SPEC.md s.8.2), then `ledger sync` brings the laptop's roster up to date
     ("updated" in group.json; plexus.rosterstate). The key, its role and the group id do not change."""
     from plexus import client as clientmod
-    from plexus import rekeystate, rosterstate
-    from plexus.ledger import LedgerError
+    from plexus import rosterstate
 
     if args.contact is None and args.new_name is None:
         raise UserError("nothing to change: give --contact TEXT and/or --name NEWNAME")
+    roster, key, gov = _roster_now(args)
     with user_errors():
-        try:
-            rosterstate.refresh_all(args.group, args.ledger)  # updates adopted meanwhile are in the roster already
-        except LedgerError:
-            pass
-        roster = groupcfg.load_roster(args.group)
-        key = groupcfg.member_key(roster, args.keystore, args.as_member)
         target = _find_key(roster, args.who)
-        try:
-            gov = rekeystate.governance(args.ledger, roster)
-        except LedgerError as e:
-            raise UserError(str(e)) from None
     old = target.name or target.kid.hex()
     name = target.name if args.new_name is None else args.new_name.strip()
     contact = target.contact if args.contact is None else args.contact.strip()
@@ -316,9 +323,7 @@ def _update(args: argparse.Namespace) -> int:
         raise UserError("nothing changes: %s already has %s" % (
             old, "that name and contact" if args.new_name is not None and args.contact is not None else
             "that name" if args.new_name is not None else "that contact"))
-    same = [e for e in roster.entries.values() if e.name == name and e.kid != target.kid]
-    if same:
-        raise UserError("the name %s is already in the roster (%s %s): choose another" % (name, same[0].role, same[0].kid.hex()))
+    _name_taken(roster, name, target.kid)
     if gov is not None:
         waiting = rosterstate.pending_update(gov, target.kid)
         if waiting is not None:
@@ -340,9 +345,7 @@ def _update(args: argparse.Namespace) -> int:
         change.append("contact %s -> %s" % (target.contact or "(none)", contact or "(none)"))
     print("update %s %s (%s): %s: %s (id %s)" % (target.role, old, target.kid.hex(), "; ".join(change),
                                                  "posted" if reply.get("accepted") else reply, rid))
-    print("next steps:")
-    print("  1. collect consents: %s" % nxt[0])
-    print("  2. then:             %s" % nxt[1])
+    _print_steps(zip(("collect consents:", "then:"), nxt))
     return 0
 
 
