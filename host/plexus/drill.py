@@ -148,17 +148,26 @@ def reached_cell(r: dict) -> str:
     return "%s%s" % (r["reached_s"], "*" if marked else "")
 
 
+def chain_groups(rep: dict) -> list[tuple[str, list[dict]]]:
+    """The phone chain as (group title, its entries), silent first, leaving out empty groups."""
+    chain = rep.get("phone_chain", [])
+    groups = [(title, [p for p in chain if chain_state(p) == state]) for state, title in CHAIN_GROUPS]
+    return [(title, group) for title, group in groups if group]
+
+
+def marked(rep: dict) -> bool:
+    """Does a row show a reached time known only from a confirmation (REACHED_NOTE applies)?"""
+    return any(reached_cell(r).endswith("*") for r in rep["rows"])
+
+
 def chain_lines(rep: dict, contacts: dict[str, str] | None = None, box: str = "[ ] ") -> list[str]:
     """The phone chain, grouped (silent first), one line per node with its holder and contact."""
     out = []
-    chain = rep.get("phone_chain", [])
-    for state, title in CHAIN_GROUPS:
-        group = [p for p in chain if chain_state(p) == state]
-        if group:
-            out.append("  %s:" % title)
-            for p in group:
-                contact = (contacts or {}).get(p["node"]) or p.get("contact", "")
-                out.append("    %s%-10s %-24s %s" % (box, p["node"], p.get("holder", ""), contact))
+    for title, group in chain_groups(rep):
+        out.append("  %s:" % title)
+        for p in group:
+            contact = (contacts or {}).get(p["node"]) or p.get("contact", "")
+            out.append("    %s%-10s %-24s %s" % (box, p["node"], p.get("holder", ""), contact))
     return out
 
 
@@ -183,7 +192,7 @@ def as_text(rep: dict) -> str:
         for r in rep["rows"]:
             out.append("%-10s %4s %10s %12s  %s" % (r["node"], dash(r["hops"]), reached_cell(r), dash(r["confirmed_s"]),
                                                      r["via"] or "-"))
-        if any(reached_cell(r).endswith("*") for r in rep["rows"]):
+        if marked(rep):
             out.append(REACHED_NOTE)
     return "\n".join(out) + "\n"
 
@@ -193,13 +202,10 @@ def as_html(rep: dict) -> str:
     rows = "".join("<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>" % (
         e(r["node"]), dash(r["hops"]), "<b>silent</b>" if r["reached_s"] is None else e(reached_cell(r)),
         dash(r["confirmed_s"]), e(r["via"] or "-")) for r in rep["rows"])
-    chain = ""
-    for state, title in CHAIN_GROUPS:
-        group = [p for p in rep["phone_chain"] if chain_state(p) == state]
-        if group:
-            chain += "<h4>%s</h4><ul>%s</ul>" % (e(title), "".join(
-                "<li>%s: %s, %s</li>" % (e(p["node"]), e(p.get("holder", "")), e(p.get("contact", ""))) for p in group))
-    note = "<p>%s</p>" % e(REACHED_NOTE) if any(reached_cell(r).endswith("*") for r in rep["rows"]) else ""
+    chain = "".join("<h4>%s</h4><ul>%s</ul>" % (e(title), "".join(
+        "<li>%s: %s, %s</li>" % (e(p["node"]), e(p.get("holder", "")), e(p.get("contact", ""))) for p in group))
+        for title, group in chain_groups(rep))
+    note = "<p>%s</p>" % e(REACHED_NOTE) if marked(rep) else ""
     n = rep["expected"]
     return ("<section class='drill'><h2>Drill: %s</h2><p>Reached %d of %d (%s), confirmed %d of %d (%s); "
             "p95 to confirm %s. Single points of failure: %s.</p><p>%s</p>%s%s"

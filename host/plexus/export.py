@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from plexwire import group as pgroup
-from plexwire import msg
+from plexwire import msg, rekey
 
 from plexus.ledger import Entry, Ledger
 
@@ -94,7 +94,7 @@ def describe(e: Entry, roster: pgroup.Roster) -> str:
 
         return "revoke %s (%s)" % (_name(roster, f["key"]), REVOKE_REASON_NAMES.get(f["reason"], "reason %d" % f["reason"]))
     if k == msg.REKEY:
-        wrapped = {bytes(e.extra[i:i + 8]) for i in range(0, len(e.extra), msg.REKEY_ENTRY)}
+        wrapped = set(rekey.kids(e.extra))
         left = sorted(_name(roster, n.kid) for n in roster.nodes() if n.kid not in wrapped)
         return "rekey to epoch %d (wraps for %d node%s%s)" % (f["epoch"], len(wrapped), "" if len(wrapped) == 1 else "s",
                                                              "; without " + ", ".join(left) if left and wrapped else "")
@@ -293,12 +293,8 @@ def drill_sheet(r: dict, roster: pgroup.Roster) -> dict:
               ("single points of failure", ", ".join(d.get("single_points_of_failure") or []) or "none")]
     if d.get("ended_early"):
         lines.append(("ended", "early (Ctrl-C)"))
-    chain = []
-    for state, title in drill.CHAIN_GROUPS:
-        group = [p for p in d.get("phone_chain", []) if drill.chain_state(p) == state]
-        if group:
-            chain.append((title, [(p["node"], p.get("holder", ""), contacts.get(p["node"]) or p.get("contact", ""), state)
-                                  for p in group]))
+    chain = [(title, [(p["node"], p.get("holder", ""), contacts.get(p["node"]) or p.get("contact", ""), drill.chain_state(p))
+                      for p in group]) for title, group in drill.chain_groups(d)]
     return {"title": "%s #%d: %s" % ("REAL ALERT" if d.get("real") else "Drill", r["id"], d.get("text", "")),
             "lines": lines, "summary": drill.summary(d), "chain": chain}
 

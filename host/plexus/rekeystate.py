@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from plexwire import group as pgroup
-from plexwire import msg
+from plexwire import msg, rekey
 
 from plexus import groupcfg
 
@@ -80,7 +80,7 @@ def inactive_nodes(led: "ledgermod.Ledger", roster: pgroup.Roster, replayed: tup
     rekeys = [e for e in led.entries(kinds=[msg.REKEY]) if e.id in adopted]
     if rekeys:
         last = max(rekeys, key=lambda e: adopted[e.id])
-        wrapped = {bytes(last.extra[i:i + 8]) for i in range(0, len(last.extra), msg.REKEY_ENTRY)}
+        wrapped = set(rekey.kids(last.extra))
         # a node added (ROSTER adopted) after that rekey was provisioned with the key current then: not left out
         joined_after = {msg.key_id(e.msg.f["key"]) for e in led.entries(kinds=[msg.ROSTER])
                         if e.id in adopted and adopted[e.id] > adopted[last.id] and e.msg.f["op"] == msg.ROSTER_ADD_NODE}
