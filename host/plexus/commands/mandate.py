@@ -172,16 +172,20 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
         end = start + term
         seed = None
         exclude: list[bytes] = []
+        overlaps = None
         # an election without --exclude-last/--max-consecutive needs nothing from the ledger
         with (_ledger(args, roster) if not election or method & 0xF0 else contextlib.nullcontext()) as led:
+            model = govview.Model(led, roster) if led is not None else None
+            if model is not None:
+                overlaps = _overlaps(model, args.role, start, end, now)
             if led is not None and not election:
                 bulletins = led.entries(kinds=[msg.BULLETIN, msg.BULLETIN_LONG], newest_first=True, limit=1)
                 if not bulletins:
                     raise UserError("the draw needs a published bulletin as its seed: sync the ledger first")
                 seed = bulletins[0]
-            if led is not None and method & 0xF0:
+            if model is not None and method & 0xF0:
                 # the role's adopted terms, exactly as the nodes will recompute them
-                exclude = governance.excluded(govview.Model(led, roster).history(args.role), start, method)
+                exclude = governance.excluded(model.history(args.role), start, method)
         if seed is not None and seed.time >= now:
             raise UserError("the latest bulletin is not older than now: wait a second and draw again")
         elig = governance.eligible_members(roster, exclude)
@@ -203,7 +207,8 @@ def _post_mandate(args: argparse.Namespace, election: bool) -> int:
             inner = key.sign_message(roster.group_id, msg.MANDATE, f, now)
         except ValueError as e:
             raise UserError("cannot encode this mandate: %s" % e) from None
-        overlaps = _overlapping(args, roster, start, end, now)
+        if overlaps is None:
+            overlaps = _overlapping(args, roster, start, end, now)
         with open_client(args, set_time=True) as c:
             reply = c.post(hostlink.pack_record(inner))
     for r in overlaps:
@@ -241,10 +246,14 @@ def _overlapping(args: argparse.Namespace, roster, start: int, end: int, now: in
         return []
     try:
         with ledger_file(p, roster) as led:
-            rows = govview.Model(led, roster).mandate_rows(now)
+            return _overlaps(govview.Model(led, roster), args.role, start, end, now)
     except ledgermod.LedgerError:
         return []
-    return [r for r in rows if r["role"] == args.role and r["state"] in ("active", "upcoming", "pending")
+
+
+def _overlaps(model, role: str, start: int, end: int, now: int) -> list[dict]:
+    """The terms of `role` in a govview.Model that are current, upcoming or pending and overlap [start, end)."""
+    return [r for r in model.mandate_rows(now) if r["role"] == role and r["state"] in ("active", "upcoming", "pending")
             and r["start"] < end and start < r["end"]]
 
 
