@@ -1377,9 +1377,8 @@ class Node:
         self.nb_adv = self.neighbours(now_ms)[:40]
         for s in self.nb_adv:
             nb.extend(s.to_bytes(2, "big"))
-        fp = self.sync.fingerprint_all() if self.sync is not None else bytes(8)
-        inner = self._sign(msg.BEACON, {"stored": min(self.store.count, 65535), "fp": fp, "battery": 255, "neighbours": bytes(nb)},
-                           now_ms)
+        stored, fp = self._store_key()  # what neighbours compare with their own (and _beacon_cover with ours)
+        inner = self._sign(msg.BEACON, {"stored": stored, "fp": fp, "battery": 255, "neighbours": bytes(nb)}, now_ms)
         fr = self._gk().seal(inner, 0, self.short, 0)
         self._queue(fr, P_SYNC, msg.BEACON, None, 0, now_ms)
 
